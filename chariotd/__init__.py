@@ -1,0 +1,18 @@
+"""chariotd: userspace glue for AWS IoT Core.
+
+main         command entry point: parse, validate, hand to the supervisor
+cli          every flag, its default and help text; THING:DIR and DIR:VALUE parsing
+supervisor   forks one process per role, waits, tears the tree down, exit statuses
+runtime      what every child process does first: title, signals, parent watch, loop
+loop         the one poll loop each process runs (zmq.Poller, timers, signal wake-up)
+log          one line per event on stderr, prefixed with the role
+certstore    certstore layout, the preferred symlink, rotation
+topics       MQTT topic checks (AWS limits, no wildcards)
+fsutil       crash-safe file writes (temp file, fsync, rename, directory fsync)
+ipc/         mailboxes over ZeroMQ and the schema of every message between processes
+broker_link/ the link process: the only one that touches the network
+watchers/    action directories (tmp/ new/ failed/) and their handlers
+sim/         chariotd-sim, a local stand-in for AWS IoT Core
+"""
+
+__version__ = "0.1.0"
