@@ -1,1 +1,6 @@
-"""(filled in as the package grows)"""
+"""The link process: the only one that touches the network.
+
+main     the role's loop: mailbox, the paho socket, timers; publishes for the watchers
+session  one MQTT connection attempt: paho client set-up, TLS, last will
+backoff  reconnect delays: exponential backoff with full jitter (pure)
+"""

@@ -1,0 +1,266 @@
+"""The link role: keeps one MQTT connection to the endpoint and publishes for the
+watchers. States: WAITING (backoff timer running), CONNECTING (CONNECT sent, no
+CONNACK yet), UP. Every transition goes through `_enter`.
+
+More than MAX_FAILURES consecutive connection failures rotate the certstore's
+`preferred` certificate (when there are several) and end the process with status 1;
+the supervisor then restarts the tree, which tries the next certificate.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import time
+from typing import Dict, Optional, Tuple
+
+import paho.mqtt.client as mqtt
+
+from chariotd.broker_link import backoff
+from chariotd.broker_link.session import new_client
+from chariotd.certstore import Certstore, CertstoreError
+from chariotd.ipc.messages import LinkState, Publish, Published, PublishFailed
+from chariotd.runtime import RoleContext
+
+log = logging.getLogger(__name__)
+
+WAITING, CONNECTING, UP = "waiting", "connecting", "up"
+
+MAX_FAILURES = 5
+NO_CERTIFICATE_PAUSE = 10.0
+CONNACK_TIMEOUT = 20.0
+MIN_CONNECT_INTERVAL = 1.0  # AWS: one CONNECT per second per client id
+
+
+class Link:
+    def __init__(self, context: RoleContext, clock=time.monotonic):
+        self.context = context
+        self.config = context.config
+        self.loop = context.loop
+        self.mailbox = context.mailbox
+        self.clock = clock
+        self.certstore = Certstore(self.config.certstore)
+        self.host, self.port = self.certstore.endpoint()
+        self.state = WAITING
+        self.failures = 0
+        self.client: Optional[mqtt.Client] = None
+        self.fd: Optional[int] = None
+        self.certificate = None
+        self.inflight: Dict[int, Tuple[str, int]] = {}  # mid -> (sender, request id)
+        self.early_acks = set()
+        self.last_connect = -MIN_CONNECT_INTERVAL
+        self.connack_timer = None
+        self.misc_timer = None
+        self.misc_interval = max(0.5, min(5.0, self.config.keepalive / 4))
+        self.last_will = None
+        if self.config.last_will_topic is not None:
+            self.last_will = (self.config.last_will_topic,
+                              self.config.last_will_payload.encode())
+
+    # -- state -------------------------------------------------------------------
+    def _enter(self, state: str) -> None:
+        was_up = self.state == UP
+        self.state = state
+        if (state == UP) != was_up:
+            self._broadcast(LinkState(up=state == UP, client_id=self.config.clientid))
+
+    def _broadcast(self, message) -> None:
+        for peer in self.context.peers():
+            self.mailbox.send(peer, message)
+
+    # -- connecting ----------------------------------------------------------------
+    def start(self) -> None:
+        if self.certstore.preferred() is None:
+            log.error("no certificate in certstore %s and no fleet provisioning; "
+                      "exiting in %d s", self.certstore.path, NO_CERTIFICATE_PAUSE)
+            self.loop.call_later(NO_CERTIFICATE_PAUSE, lambda: self.loop.stop(1))
+            return
+        self.connect()
+
+    def connect(self) -> None:
+        try:
+            self.certificate = self.certstore.preferred()
+        except (CertstoreError, OSError) as error:
+            log.error("certstore: %s", error)
+            self.certificate = None
+        if self.certificate is None:
+            self._failed("no usable certificate in the certstore")
+            return
+        self.last_connect = self.clock()
+        client = new_client(self.config.clientid, self.config.cacert, self.certificate,
+                            self.port, self.last_will)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        client.on_socket_close = self._on_socket_close
+        self.client = client
+        self._enter(CONNECTING)
+        log.info("connecting to %s:%d with certificate %s", self.host, self.port,
+                 self.certificate.id[:12])
+        try:
+            client.connect(self.host, self.port, keepalive=self.config.keepalive)
+        except (OSError, ssl.SSLError, ssl.CertificateError, ValueError) as error:
+            self.client = None
+            self._failed(f"cannot connect to {self.host}:{self.port}: {error}")
+            return
+        self.fd = client.socket().fileno()
+        self.loop.add_reader(self.fd, self._readable)
+        self.connack_timer = self.loop.call_later(CONNACK_TIMEOUT, self._connack_timeout)
+        self._schedule_misc()
+
+    def _failed(self, reason: str) -> None:
+        self.failures += 1
+        if self.failures > MAX_FAILURES:
+            rotated = self.certstore.rotate()
+            if rotated is not None:
+                log.error("%s; %d connection failures in a row; preferred certificate is "
+                          "now %s; exiting", reason, self.failures, rotated.id[:12])
+            else:
+                log.error("%s; %d connection failures in a row; exiting", reason,
+                          self.failures)
+            self.loop.stop(1)
+            return
+        wait = max(backoff.delay(self.failures - 1),
+                   self.last_connect + MIN_CONNECT_INTERVAL - self.clock())
+        log.warning("%s; retrying in %.1f s (failure %d of %d)", reason, wait,
+                    self.failures, MAX_FAILURES)
+        self._enter(WAITING)
+        self.loop.call_later(wait, self.connect)
+
+    def _connack_timeout(self) -> None:
+        if self.state == CONNECTING and self.client is not None:
+            log.warning("no CONNACK within %d s", CONNACK_TIMEOUT)
+            self._drop("no CONNACK")
+
+    def _drop(self, reason: str) -> None:
+        """Abandon the current connection (its socket is closed by paho)."""
+        client = self.client
+        if client is not None:
+            sock = client.socket()
+            self._lost(reason)  # forgets the fd before it is closed
+            if sock is not None:
+                sock.close()  # no clean DISCONNECT: the broker sends the last will
+
+    # -- paho callbacks -----------------------------------------------------------------
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if self.connack_timer is not None:
+            self.connack_timer.cancel()
+        if reason_code.is_failure:
+            self._lost(f"connection refused: {reason_code}")
+            return
+        self.failures = 0
+        log.info("connected to %s:%d as %s", self.host, self.port, self.config.clientid)
+        self._enter(UP)
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        if client is self.client:
+            self._lost(f"connection lost ({reason_code})")
+
+    def _on_socket_close(self, client, userdata, sock) -> None:
+        if self.fd is not None and client is self.client:
+            self.loop.forget(self.fd)
+            self.fd = None
+
+    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
+        request = self.inflight.pop(mid, None)
+        if request is None:
+            self.early_acks.add(mid)  # QoS 0 written from inside publish()
+            return
+        sender, request_id = request
+        self.mailbox.send(sender, Published(id=request_id))
+
+    def _lost(self, reason: str) -> None:
+        was = self.state
+        if self.fd is not None:
+            self.loop.forget(self.fd)
+            self.fd = None
+        if self.misc_timer is not None:
+            self.misc_timer.cancel()
+        if self.connack_timer is not None:
+            self.connack_timer.cancel()
+        self.client = None
+        self.inflight.clear()
+        self.early_acks.clear()
+        if was == UP:
+            log.warning("%s", reason)
+            self._enter(WAITING)
+            self.loop.call_later(
+                max(backoff.delay(0), self.last_connect + MIN_CONNECT_INTERVAL - self.clock()),
+                self.connect)
+        elif was == CONNECTING:
+            self._failed(reason)
+
+    # -- socket -------------------------------------------------------------------------
+    def _readable(self) -> None:
+        client = self.client
+        if client is None:
+            return
+        client.loop_read()
+        # TLS may hold decrypted bytes that poll() cannot see.
+        while self.client is client:
+            sock = client.socket()
+            if sock is None or not isinstance(sock, ssl.SSLSocket) or not sock.pending():
+                break
+            client.loop_read()
+
+    def _writable(self) -> None:
+        if self.client is not None:
+            self.client.loop_write()
+
+    def after_each_pass(self) -> None:
+        if self.fd is not None and self.client is not None:
+            self.loop.set_writer(self.fd, self._writable if self.client.want_write() else None)
+
+    def _schedule_misc(self) -> None:
+        self.misc_timer = self.loop.call_later(self.misc_interval, self._misc)
+
+    def _misc(self) -> None:
+        client = self.client
+        if client is None:
+            return
+        client.loop_misc()  # keep-alive pings; closes a link that stopped answering
+        if self.client is client:
+            self._schedule_misc()
+
+    # -- requests from the watchers -------------------------------------------------------
+    def publish(self, sender: str, request: Publish) -> None:
+        if self.state != UP or self.client is None:
+            self.mailbox.send(sender, PublishFailed(id=request.id, reason="link is down",
+                                                    charge=False))
+            return
+        try:
+            info = self.client.publish(request.topic, request.payload, qos=request.qos,
+                                       retain=request.retain)
+        except (ValueError, TypeError) as error:
+            self.mailbox.send(sender, PublishFailed(id=request.id, reason=str(error),
+                                                    charge=True))
+            return
+        if info.rc == mqtt.MQTT_ERR_NO_CONN:
+            self.mailbox.send(sender, PublishFailed(id=request.id, reason="link is down",
+                                                    charge=False))
+        elif info.rc != mqtt.MQTT_ERR_SUCCESS:
+            self.mailbox.send(sender, PublishFailed(id=request.id, reason=mqtt.error_string(
+                info.rc), charge=True))
+        elif info.mid in self.early_acks:
+            self.early_acks.discard(info.mid)
+            self.mailbox.send(sender, Published(id=request.id))
+        else:
+            self.inflight[info.mid] = (sender, request.id)
+
+    def stop(self) -> None:
+        client, self.client = self.client, None
+        if client is not None and self.state == UP:
+            client.disconnect()  # a clean stop: the broker does not send the last will
+            client.loop_write()
+
+
+def run(context: RoleContext) -> int:
+    link = Link(context)
+    context.loop.after_each(link.after_each_pass)
+    context.loop.add_reader(context.mailbox.socket,
+                            lambda: context.mailbox.dispatch({Publish: link.publish}))
+    link.start()
+    try:
+        return context.loop.run()
+    finally:
+        link.stop()

@@ -1,0 +1,320 @@
+"""Every command-line flag: spelling, default, help text, and the checks that need
+nothing but the command line (THING:DIR and DIR:VALUE forms, numbers, choices).
+
+Checks that look at the file system (certstore, action directories) are in
+`main.validate`. `--help`, the man page in docs/ and this table come from the same
+source: FLAGS below.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple
+
+from chariotd import __version__
+
+THING_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+SHADOW_RE = re.compile(r"^[$A-Za-z0-9:_-]{1,64}$")
+MESSAGE_ORDERS = ("lexical", "reverse-lexical", "newest-first", "oldest-first")
+
+
+class ConfigError(Exception):
+    """A configuration problem: one line on stderr, exit status 2."""
+
+
+@dataclass(frozen=True)
+class ThingShadow:
+    """A thing's classic shadow (shadow is None) or one of its named shadows."""
+    thing: str
+    shadow: Optional[str] = None
+
+    def __str__(self) -> str:
+        return self.thing if self.shadow is None else f"{self.thing}/{self.shadow}"
+
+
+@dataclass
+class MessageDir:
+    """One --messages directory with its effective per-directory options."""
+    path: str
+    concurrency: int = 10
+    retries: int = 2
+    keep_failed: int = 100
+    jam_timeout: float = 300.0
+    order: str = "lexical"
+    topic_prefix: str = ""
+    topic_suffix: str = ""
+    letterhead_file: Optional[str] = None
+    letterhead_generator: Optional[str] = None
+
+
+@dataclass
+class Config:
+    clientid: str
+    cacert: str
+    certstore: str
+    fleetprov: Optional[str] = None
+    services: List[Tuple[ThingShadow, str]] = field(default_factory=list)
+    updates: List[Tuple[ThingShadow, str]] = field(default_factory=list)
+    defaultshadow: List[Tuple[ThingShadow, str]] = field(default_factory=list)
+    messages: List[MessageDir] = field(default_factory=list)
+    commands: Optional[str] = None
+    subscribe_write: List[Tuple[str, str]] = field(default_factory=list)
+    subscribe_exec: List[Tuple[str, str]] = field(default_factory=list)
+    tunnelmappings: List[Tuple[str, Dict[str, int]]] = field(default_factory=list)
+    tunnelproxy: str = "localproxy"
+    tunnelcadir: Optional[str] = None
+    keepalive: int = 1200
+    last_will_topic: Optional[str] = None
+    last_will_payload: Optional[str] = None
+    empty_array_as_delete_request: bool = False
+    log_level: str = "info"
+
+
+# Per-directory message options (EXTENSIONS A): option name -> (MessageDir field, parser,
+# help). Each exists as --default-NAME=VALUE and --NAME=DIR:VALUE.
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError("must be at least 1")
+    return value
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError("must not be negative")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise ValueError("must be a positive number of seconds")
+    return value
+
+
+def _order(text: str) -> str:
+    if text not in MESSAGE_ORDERS:
+        raise ValueError(f"must be one of {', '.join(MESSAGE_ORDERS)}")
+    return text
+
+
+MESSAGE_OPTIONS = {
+    "message-concurrency": ("concurrency", _positive_int,
+                            "messages published but not yet acknowledged at once (default 10)"),
+    "message-retries": ("retries", _count,
+                        "extra attempts after a failed publish, then failed/ (default 2)"),
+    "message-keep-failed": ("keep_failed", _count,
+                            "files kept in failed/, oldest pruned first (default 100)"),
+    "message-jam-timeout": ("jam_timeout", _seconds,
+                            "seconds the window may stay full with no acknowledgement "
+                            "before chariotd exits 1 (default 300)"),
+    "message-order": ("order", _order,
+                      "backlog order: lexical, reverse-lexical, newest-first, oldest-first"),
+    "message-topic-prefix": ("topic_prefix", str, "text added before every topic"),
+    "message-topic-suffix": ("topic_suffix", str, "text added after every topic"),
+    "letterhead-file": ("letterhead_file", str,
+                        "JSON file each message is merged on top of"),
+    "letterhead-generator": ("letterhead_generator", str,
+                             "program whose JSON output is each message's letterhead"),
+}
+
+# Flags accepted with their original spelling whose capability is not built yet. They
+# are refused with "not supported yet" rather than silently ignored.
+NOT_SUPPORTED_YET = {
+    "fleetprov", "services", "updates", "defaultshadow", "commands",
+    "subscribe_write", "subscribe_exec", "tunnelmappings", "tunnelproxy", "tunnelcadir",
+    "empty_array_as_delete_request",
+    "message-order", "message-topic-prefix", "message-topic-suffix",
+    "letterhead-file", "letterhead-generator",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit 2 (argparse prints usage too)
+        raise ConfigError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="chariotd",
+        description="Userspace glue for AWS IoT Core: publish MQTT messages, keep device "
+                    "shadow keys as local config files, provision certificates, all "
+                    "through files and commands. Run it under runit or systemd.",
+        allow_abbrev=False,
+    )
+    add = parser.add_argument
+    add("--version", action="version", version=f"chariotd {__version__}")
+    core = parser.add_argument_group("connection (required: --clientid, --cacert, --certstore)")
+    core.add_argument("--clientid", metavar="ID", help="MQTT client id, unique per device")
+    core.add_argument("--cacert", metavar="FILE", help="CA certificate that signs the endpoint")
+    core.add_argument("--certstore", metavar="DIR",
+                      help="certificate store: endpoint.txt and one directory per certificate")
+    core.add_argument("--keepalive", metavar="SECONDS", type=int, default=1200,
+                      help="MQTT keep-alive; 0 means 1200 as on AWS (default 1200)")
+    core.add_argument("--last-will-topic", metavar="TOPIC", help="topic of the QoS 1 last will")
+    core.add_argument("--last-will-payload", metavar="TEXT", help="payload of the last will")
+    core.add_argument("--log-level", choices=("error", "warning", "info", "debug"),
+                      default="info", help="least important log lines shown (default info)")
+
+    features = parser.add_argument_group("capabilities")
+    features.add_argument("--fleetprov", metavar="CONFIG.json",
+                          help="fleet provisioning configuration")
+    features.add_argument("--services", metavar="THING:DIR", action="append", default=[],
+                          help="service definitions for THING (or THING/SHADOW)")
+    features.add_argument("--updates", metavar="THING:DIR", action="append", default=[],
+                          help="action directory of shadow updates for THING")
+    features.add_argument("--defaultshadow", metavar="THING:CMD", action="append", default=[],
+                          help="command whose JSON output seeds a missing shadow")
+    features.add_argument("--messages", metavar="DIR", action="append", default=[],
+                          help="action directory of MQTT messages to publish (repeatable)")
+    features.add_argument("--commands", metavar="DIR", help="action directory of commands")
+    features.add_argument("--subscribe-write", metavar="TOPIC:PATH", action="append",
+                          default=[], help="write each message on TOPIC to PATH (a FIFO)")
+    features.add_argument("--subscribe-exec", metavar="TOPIC:PATH", action="append",
+                          default=[], help="run PATH with each message on TOPIC as stdin")
+    features.add_argument("--tunnelmappings", metavar="THING:SVC=PORT,...", action="append",
+                          default=[], help="secure tunneling services of THING")
+    features.add_argument("--tunnelproxy", metavar="PATH", help="local proxy program")
+    features.add_argument("--tunnelcadir", metavar="DIR", help="CA directory for the proxy")
+    features.add_argument("--empty-array-as-delete-request", action="store_true",
+                          help="an empty array in the shadow means DELETE")
+
+    messages = parser.add_argument_group(
+        "message directory options (--default-X=VALUE for all, --X=DIR:VALUE for one)")
+    for name, (_, _, text) in MESSAGE_OPTIONS.items():
+        messages.add_argument(f"--default-{name}", metavar="VALUE", help=text)
+        messages.add_argument(f"--{name}", metavar="DIR:VALUE", action="append", default=[],
+                              help=argparse.SUPPRESS)
+    return parser
+
+
+def split_pair(text: str, flag: str, what: str) -> Tuple[str, str]:
+    head, sep, tail = text.partition(":")
+    if not sep or not head or not tail:
+        raise ConfigError(f"--{flag}={text}: expected {what}")
+    return head, tail
+
+
+def parse_thing(text: str, flag: str) -> ThingShadow:
+    thing, _, shadow = text.partition("/")
+    if not THING_RE.match(thing):
+        raise ConfigError(f"--{flag}: {thing!r} is not a valid thing name")
+    if _ and not SHADOW_RE.match(shadow):
+        raise ConfigError(f"--{flag}: {shadow!r} is not a valid shadow name")
+    return ThingShadow(thing, shadow or None)
+
+
+def _thing_pairs(values: List[str], flag: str) -> List[Tuple[ThingShadow, str]]:
+    pairs = []
+    for text in values:
+        thing, rest = split_pair(text, flag, "THING:VALUE")
+        pairs.append((parse_thing(thing, flag), rest))
+    return pairs
+
+
+def _tunnel_mapping(text: str) -> Tuple[str, Dict[str, int]]:
+    thing, mapping = split_pair(text, "tunnelmappings", "THING:SVC=PORT[,SVC=PORT...]")
+    services = {}
+    for item in mapping.split(","):
+        name, sep, port = item.partition("=")
+        if not sep or not name or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(f"--tunnelmappings={text}: {item!r} is not SVC=PORT")
+        services[name] = int(port)
+    return parse_thing(thing, "tunnelmappings").thing, services
+
+
+def _message_dirs(args: argparse.Namespace) -> List[MessageDir]:
+    dirs = [MessageDir(path=os.path.normpath(path)) for path in args.messages]
+    by_path = {d.path: d for d in dirs}
+    if len(by_path) != len(dirs):
+        raise ConfigError("--messages: the same directory is given twice")
+    for name, (attribute, convert, _) in MESSAGE_OPTIONS.items():
+        default = getattr(args, f"default_{name.replace('-', '_')}")
+        if default is not None:
+            try:
+                value = convert(default)
+            except ValueError as error:
+                raise ConfigError(f"--default-{name}={default}: {error}") from None
+            for d in dirs:
+                setattr(d, attribute, value)
+        for text in getattr(args, name.replace("-", "_")):
+            # DIR:VALUE; DIR is matched against the --messages directories so that
+            # either side may itself contain a colon.
+            match = [p for p in by_path if text.startswith(p + ":")] or [
+                p for p in by_path if text.startswith(p.rstrip("/") + "/:")]
+            if not match:
+                raise ConfigError(f"--{name}={text}: expected DIR:VALUE with DIR one of "
+                                  "the --messages directories")
+            path = max(match, key=len)
+            raw = text[text.index(":", len(path)) + 1:]
+            try:
+                setattr(by_path[path], attribute, convert(raw))
+            except ValueError as error:
+                raise ConfigError(f"--{name}={text}: {error}") from None
+    return dirs
+
+
+def _refuse_unsupported(args: argparse.Namespace) -> None:
+    for name in sorted(NOT_SUPPORTED_YET):
+        if name in MESSAGE_OPTIONS:
+            given = (getattr(args, f"default_{name.replace('-', '_')}") is not None
+                     or getattr(args, name.replace("-", "_")))
+            flag = name
+        else:
+            given = getattr(args, name) not in (None, [], False)
+            flag = name.replace("_", "-")
+        if given:
+            raise ConfigError(f"--{flag} is not supported yet")
+
+
+def parse(argv: List[str]) -> Config:
+    """Parse ARGV (without the program name) into a Config, or raise ConfigError."""
+    args = build_parser().parse_args(argv)
+    for required in ("clientid", "cacert", "certstore"):
+        if not getattr(args, required):
+            raise ConfigError(f"--{required} is required")
+    if len(args.clientid.encode()) > 128 or args.clientid.startswith("$"):
+        raise ConfigError("--clientid: at most 128 bytes and not starting with '$'")
+    _refuse_unsupported(args)
+    if args.keepalive < 0 or args.keepalive > 65535:
+        raise ConfigError("--keepalive: must be between 0 and 65535 seconds")
+    if (args.last_will_topic is None) != (args.last_will_payload is None):
+        raise ConfigError("--last-will-topic and --last-will-payload go together")
+    if args.last_will_topic is not None:
+        from chariotd.topics import BadTopic, check_publish_topic
+        try:
+            check_publish_topic(args.last_will_topic)
+        except BadTopic as error:
+            raise ConfigError(f"--last-will-topic: {error}") from None
+    return Config(
+        clientid=args.clientid,
+        cacert=args.cacert,
+        certstore=args.certstore,
+        fleetprov=args.fleetprov,
+        services=_thing_pairs(args.services, "services"),
+        updates=_thing_pairs(args.updates, "updates"),
+        defaultshadow=_thing_pairs(args.defaultshadow, "defaultshadow"),
+        messages=_message_dirs(args),
+        commands=args.commands,
+        subscribe_write=[split_pair(t, "subscribe-write", "TOPIC:PATH")
+                         for t in args.subscribe_write],
+        subscribe_exec=[split_pair(t, "subscribe-exec", "TOPIC:PATH")
+                        for t in args.subscribe_exec],
+        tunnelmappings=[_tunnel_mapping(t) for t in args.tunnelmappings],
+        tunnelproxy=args.tunnelproxy or "localproxy",
+        tunnelcadir=args.tunnelcadir,
+        keepalive=args.keepalive or 1200,
+        last_will_topic=args.last_will_topic,
+        last_will_payload=args.last_will_payload,
+        empty_array_as_delete_request=args.empty_array_as_delete_request,
+        log_level=args.log_level,
+    )
+
+
+def print_help(stream=sys.stdout) -> None:
+    build_parser().print_help(stream)

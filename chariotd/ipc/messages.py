@@ -1,0 +1,131 @@
+"""Every message kind that crosses a process boundary, defined once.
+
+A frame is one msgpack map: `op`, `from` (the sender's role id, where replies go)
+and the fields of the kind. Payloads stay bytes (msgpack bin). `decode` checks the
+op, every field's presence and type, and refuses unknown fields, so no raw dict
+ever crosses the boundary.
+"""
+
+import dataclasses
+from typing import Any, Dict, List, Optional, Tuple, Union
+
+import msgpack
+
+
+class BadFrame(ValueError):
+    """A frame that is not one of our messages (logged and dropped by the receiver)."""
+
+
+KINDS: Dict[str, type] = {}
+
+
+def _kind(op: str):
+    def register(cls):
+        cls = dataclasses.dataclass(frozen=True)(cls)
+        cls.op = op
+        cls.field_names = tuple(f.name for f in dataclasses.fields(cls))
+        cls.required = frozenset(
+            f.name for f in dataclasses.fields(cls)
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
+        cls.field_types = {f.name: f.type for f in dataclasses.fields(cls)}
+        KINDS[op] = cls
+        return cls
+    return register
+
+
+# -- messages publishing: watcher <-> link ---------------------------------------------
+
+@_kind("publish")
+class Publish:
+    """watcher -> link: publish one message; answered by published or publish_failed."""
+    id: int
+    topic: str
+    payload: bytes
+    qos: int
+    retain: bool = False
+
+
+@_kind("published")
+class Published:
+    """link -> watcher: the broker acknowledged (QoS 1) or the packet was written (QoS 0)."""
+    id: int
+
+
+@_kind("publish_failed")
+class PublishFailed:
+    """link -> watcher: not published. `charge` says whether it counts as a failed attempt
+    (False when the link was simply down: the message is retried without penalty)."""
+    id: int
+    reason: str
+    charge: bool
+
+
+# -- link state: link -> everyone --------------------------------------------------------
+
+@_kind("link_state")
+class LinkState:
+    """link -> all roles: the connection to the broker went up or down."""
+    up: bool
+    client_id: str = ""
+
+
+def _check_type(value: Any, expected: Any) -> bool:
+    origin = getattr(expected, "__origin__", None)
+    if expected is Any:
+        return True
+    if origin is Union:
+        return any(_check_type(value, option) for option in expected.__args__)
+    if expected is type(None):
+        return value is None
+    if origin in (dict, Dict):
+        return isinstance(value, dict)
+    if origin in (list, List):
+        return isinstance(value, list)
+    if expected is bool:
+        return isinstance(value, bool)
+    if expected is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if expected is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, expected)
+
+
+def validate(message) -> None:
+    """Raise BadFrame unless every field of MESSAGE has its declared type."""
+    for name, expected in message.field_types.items():
+        if not _check_type(getattr(message, name), expected):
+            raise BadFrame(f"{message.op}: field {name!r} has type "
+                           f"{type(getattr(message, name)).__name__}")
+
+
+def encode(message, sender: str) -> bytes:
+    frame = {"op": message.op, "from": sender}
+    for name in message.field_names:
+        frame[name] = getattr(message, name)
+    return msgpack.packb(frame, use_bin_type=True)
+
+
+def decode(data: bytes) -> Tuple[str, Any]:
+    """Return (sender, message) or raise BadFrame."""
+    try:
+        frame = msgpack.unpackb(data, raw=False)
+    except Exception as error:  # msgpack raises several unrelated types
+        raise BadFrame(f"not msgpack: {error}") from None
+    if not isinstance(frame, dict):
+        raise BadFrame("frame is not a map")
+    op = frame.pop("op", None)
+    sender = frame.pop("from", None)
+    kind = KINDS.get(op) if isinstance(op, str) else None
+    if kind is None:
+        raise BadFrame(f"unknown op {op!r}")
+    if not isinstance(sender, str) or not sender:
+        raise BadFrame(f"{op}: missing sender")
+    unknown = set(frame) - set(kind.field_names)
+    if unknown:
+        raise BadFrame(f"{op}: unknown fields {sorted(unknown)}")
+    missing = kind.required - set(frame)
+    if missing:
+        raise BadFrame(f"{op}: missing fields {sorted(missing)}")
+    message = kind(**frame)
+    validate(message)
+    return sender, message

@@ -1,0 +1,74 @@
+"""`chariotd` command: parse and validate the configuration, then hand the tree to
+the supervisor. A configuration error is one line on stderr and exit status 2."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import List, Optional
+
+from chariotd import cli, log
+from chariotd.certstore import Certstore, CertstoreError
+from chariotd.cli import Config, ConfigError
+from chariotd.runtime import LINK, Role
+
+ACTION_SUBDIRS = ("tmp", "new", "failed")
+
+
+def prepare_action_dir(path: str, flag: str) -> None:
+    """Create DIR/tmp, DIR/new and DIR/failed when missing."""
+    for sub in ACTION_SUBDIRS:
+        target = os.path.join(path, sub)
+        try:
+            os.makedirs(target, exist_ok=True)
+        except OSError as error:
+            raise ConfigError(f"--{flag}: cannot create {target}: {error.strerror}") from None
+        if not os.access(target, os.W_OK | os.X_OK):
+            raise ConfigError(f"--{flag}: {target} is not writable")
+
+
+def validate(config: Config) -> None:
+    """Checks that look at the file system; raise ConfigError."""
+    if not os.path.isfile(config.cacert) or not os.access(config.cacert, os.R_OK):
+        raise ConfigError(f"--cacert: cannot read {config.cacert}")
+    if not os.path.isdir(config.certstore):
+        raise ConfigError(f"--certstore: {config.certstore} is not a directory")
+    if not os.access(config.certstore, os.W_OK | os.X_OK):
+        raise ConfigError(f"--certstore: {config.certstore} is not writable")
+    try:
+        Certstore(config.certstore).endpoint()
+    except CertstoreError as error:
+        raise ConfigError(f"--certstore: {error}") from None
+    for message_dir in config.messages:
+        prepare_action_dir(message_dir.path, "messages")
+
+
+def build_roles(config: Config) -> List[Role]:
+    from chariotd.broker_link.main import run as run_link
+    from chariotd.watchers.main import run_messages
+
+    roles = [Role(LINK, "chariotd: link", "link", run_link)]
+    for index, message_dir in enumerate(config.messages):
+        roles.append(Role(f"msg{index}", f"chariotd: watch messages {message_dir.path}",
+                          f"watch {message_dir.path}", run_messages, message_dir))
+    return roles
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    log.setup("chariotd")
+    try:
+        config = cli.parse(sys.argv[1:] if argv is None else argv)
+        validate(config)
+    except ConfigError as error:
+        sys.stderr.write(f"chariotd: error: {error}\n")
+        sys.exit(2)
+    log.setup("chariotd", config.log_level)
+    import setproctitle
+
+    from chariotd.supervisor import Supervisor
+    setproctitle.setproctitle("chariotd")
+    sys.exit(Supervisor(config, build_roles(config)).run())
+
+
+if __name__ == "__main__":
+    main()

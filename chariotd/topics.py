@@ -1,0 +1,54 @@
+"""MQTT topic checks, with AWS IoT Core's limits (../shared/IOT_CORE.md section 1)."""
+
+from __future__ import annotations
+
+MAX_TOPIC_BYTES = 256
+MAX_TOPIC_SLASHES = 7
+BASIC_INGEST = "$aws/rules/"
+
+
+class BadTopic(ValueError):
+    pass
+
+
+def check_publish_topic(topic: object) -> str:
+    """Return TOPIC if a device may publish to it, else raise BadTopic saying why."""
+    if not isinstance(topic, str):
+        raise BadTopic(f"topic must be a string, not {type(topic).__name__}")
+    if not topic:
+        raise BadTopic("topic is empty")
+    if "+" in topic or "#" in topic:
+        raise BadTopic(f"topic {topic!r} contains a wildcard (+ or #)")
+    if "\0" in topic:
+        raise BadTopic("topic contains a NUL character")
+    try:
+        encoded = topic.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadTopic("topic is not valid UTF-8") from None
+    counted = topic
+    if topic.startswith(BASIC_INGEST):
+        # $aws/rules/<rule>/ does not count toward AWS's limits.
+        rest = topic[len(BASIC_INGEST):]
+        counted = rest.partition("/")[2]
+        encoded = counted.encode("utf-8")
+    if len(encoded) > MAX_TOPIC_BYTES:
+        raise BadTopic(f"topic is {len(encoded)} bytes long; AWS allows {MAX_TOPIC_BYTES}")
+    if counted.count("/") > MAX_TOPIC_SLASHES:
+        raise BadTopic(f"topic has {counted.count('/')} levels separators; "
+                       f"AWS allows {MAX_TOPIC_SLASHES}")
+    return topic
+
+
+def check_filter(topic_filter: str) -> str:
+    """Return TOPIC_FILTER if it is a valid subscription filter, else raise BadTopic."""
+    if not topic_filter:
+        raise BadTopic("topic filter is empty")
+    levels = topic_filter.split("/")
+    for index, level in enumerate(levels):
+        if "#" in level and (level != "#" or index != len(levels) - 1):
+            raise BadTopic(f"'#' must be a whole last level in {topic_filter!r}")
+        if "+" in level and level != "+":
+            raise BadTopic(f"'+' must be a whole level in {topic_filter!r}")
+    if len(topic_filter.encode("utf-8")) > MAX_TOPIC_BYTES:
+        raise BadTopic(f"topic filter is longer than {MAX_TOPIC_BYTES} bytes")
+    return topic_filter
