@@ -35,12 +35,17 @@ class Subscriber:
     """A plain paho client (the simulator's identity, allowed every topic) that records
     every message received on its subscriptions."""
 
-    def __init__(self, host: str, port: int, cafile, certfile, keyfile, topics=("#",)):
+    def __init__(self, host: str, port: int, cafile, certfile, keyfile, topics=("#",),
+                 session: Optional[str] = None):
+        """SESSION: a client id whose session (and queued QoS 1 messages) the broker
+        keeps while this subscriber is away, e.g. across a broker restart."""
         self.messages: List[mqtt.MQTTMessage] = []
         self.lock = threading.Lock()
         self.subscribed = threading.Event()
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2,
-                                  client_id=f"test-sub-{os.getpid()}-{id(self)}")
+                                  client_id=session or f"test-sub-{os.getpid()}-{id(self)}",
+                                  clean_session=session is None)
+        self.client.reconnect_delay_set(0.1, 0.5)
         self.client.tls_set(ca_certs=str(cafile), certfile=str(certfile), keyfile=str(keyfile))
         self.topics = list(topics)
         self.client.on_connect = self._on_connect
@@ -174,3 +179,29 @@ class Daemon:
             self.process.wait(5)
         self._log.close()
         return status if status is not None else self.process.returncode
+
+
+class Supervised:
+    """Keeps a chariotd tree running the way runit does: restarted whenever it exits."""
+
+    def __init__(self, start: Callable[[], Daemon]):
+        self._start = start
+        self.runs: List[Daemon] = [start()]
+        self.exits: List[int] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+
+    def _watch(self):
+        while not self._stop.wait(0.05):
+            status = self.runs[-1].process.poll()
+            if status is not None:
+                self.exits.append(status)
+                self.runs.append(self._start())
+
+    def log(self) -> str:
+        return "\n".join(run.log() for run in self.runs)
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join()

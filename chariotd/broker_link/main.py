@@ -29,7 +29,7 @@ WAITING, CONNECTING, UP = "waiting", "connecting", "up"
 MAX_FAILURES = 5
 NO_CERTIFICATE_PAUSE = 10.0
 CONNACK_TIMEOUT = 20.0
-MIN_CONNECT_INTERVAL = 1.0  # AWS: one CONNECT per second per client id
+MIN_CONNECT_INTERVAL = min(1.0, backoff.BASE)  # AWS: one CONNECT/s per client id
 
 
 class Link:

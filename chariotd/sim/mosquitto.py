@@ -49,13 +49,14 @@ def mosquitto_binary() -> str:
 
 def render_config(workdir: Path, port: int, cafile, certfile, keyfile, acl_path: Path,
                   message_size_limit: int = 131072, max_packet_size: int = 0,
-                  extra: str = "") -> str:
+                  persistence: bool = False, extra: str = "") -> str:
     user = pwd.getpwuid(os.getuid()).pw_name
     lines = [
         # Running as root, mosquitto would switch to user 'mosquitto' and then fail to
         # read our 0600 keys; naming the current user keeps it as it was started.
         f"user {user}",
-        "persistence false",
+        f"persistence {'true' if persistence else 'false'}",
+        f"persistence_location {workdir}/",
         f"log_dest file {workdir / 'mosquitto.log'}",
         "log_type error",
         "log_type warning",
