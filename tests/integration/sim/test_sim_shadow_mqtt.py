@@ -57,7 +57,7 @@ def test_bad_requests_get_errors_and_service_survives(sim, devices):
         (b"{nope", 400, "Invalid JSON"),
         (b'{"state": {"desired": 5}, "clientToken": "t"}', 400,
          "Desired node must be an object"),
-        (json.dumps({"state": {"desired": {"a": {"b": {"c": {"d": {"e": {"f": 1}}}}}}}}), 400,
+        (json.dumps({"state": {"desired": {"a": {"b": {"c": {"d": {"e": {"f": {"g": 1}}}}}}}}}), 400,
          "JSON contains too many levels of nesting; maximum is 6"),
         (json.dumps({"state": {"reported": {"big": "x" * 9000}}}), 413,
          "The payload exceeds the maximum size allowed"),

@@ -1,0 +1,5 @@
+import sys
+
+from chariotd.sim.main import main
+
+sys.exit(main())

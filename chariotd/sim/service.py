@@ -1,0 +1,127 @@
+"""The simulator's cloud side on the broker: a paho client (identity ``iotsim``) that
+answers shadow and provisioning requests. Only request topics are subscribed, with
+MQTT v5 noLocal, so the service never sees its own responses.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Callable, List, Optional, Tuple
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from chariotd.sim.log import log
+from chariotd.sim.provisioning import Provisioning
+from chariotd.sim.shadow_service import ShadowOptions, ShadowRecord, handle
+from chariotd.sim.store import Store
+from chariotd.sim.topics import (PROVISIONING_REQUEST_FILTERS, SHADOW_REQUEST_FILTERS,
+                                 parse_shadow_request)
+
+Response = Tuple[str, dict]
+
+
+def encode(doc: dict) -> bytes:
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
+class SimService:
+    """Connects to HOST:PORT with the iotsim certificate and serves requests until stop()."""
+
+    def __init__(self, host: str, port: int, cafile, certfile, keyfile, store: Store,
+                 provisioning: Optional[Provisioning] = None,
+                 options: ShadowOptions = ShadowOptions(),
+                 clock: Callable[[], float] = time.time, client_id: str = "iotsim-service"):
+        self.host, self.port = host, port
+        self.store = store
+        self.provisioning = provisioning
+        self.options = options
+        self.clock = clock
+        self.lock = threading.Lock()
+        self.subscribed = threading.Event()
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
+                                  protocol=mqtt.MQTTv5)
+        self.client.tls_set(ca_certs=str(cafile), certfile=str(certfile), keyfile=str(keyfile))
+        self.client.reconnect_delay_set(0.1, 2)
+        self.client.on_connect = self._on_connect
+        self.client.on_subscribe = self._on_subscribe
+        self.client.on_message = self._on_message
+        self.client.on_disconnect = self._on_disconnect
+
+    def start(self, timeout: float = 10.0) -> "SimService":
+        self.client.connect_async(self.host, self.port, keepalive=30)
+        self.client.loop_start()
+        if not self.subscribed.wait(timeout):
+            self.stop()
+            raise RuntimeError(f"simulator service could not subscribe at {self.host}:"
+                               f"{self.port} within {timeout}s")
+        return self
+
+    def stop(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    # -- paho callbacks (paho's thread)
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties):
+        if reason_code.is_failure:
+            log(f"service connection refused: {reason_code}")
+            return
+        options = SubscribeOptions(qos=1, noLocal=True)
+        filters = SHADOW_REQUEST_FILTERS + (
+            PROVISIONING_REQUEST_FILTERS if self.provisioning else ())
+        client.subscribe([(topic, options) for topic in filters])
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties):
+        if any(code.is_failure for code in reason_codes):
+            log(f"service subscription refused: {[str(c) for c in reason_codes]}")
+            return
+        self.subscribed.set()
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties):
+        self.subscribed.clear()
+
+    def _on_message(self, client, userdata, message):
+        try:
+            self.request(message.topic, message.payload)
+        except Exception as error:  # bad input must never stop the service
+            log(f"internal error on {message.topic}: {type(error).__name__}: {error}")
+
+    # -- requests
+
+    def now(self) -> int:
+        return int(self.clock())
+
+    def request(self, topic: str, payload: bytes) -> List[Response]:
+        """Answer a request as if it came from the broker; publish and return the responses."""
+        shadow_request = parse_shadow_request(topic)
+        with self.lock:
+            if shadow_request is not None:
+                responses = self._shadow(shadow_request, payload)
+            elif self.provisioning is not None:
+                responses = self.provisioning.handle(topic, payload, self.now())
+            else:
+                responses = []
+            # published under the lock, so responses keep the order of the requests
+            for response_topic, doc in responses:
+                self.client.publish(response_topic, encode(doc), qos=1)
+        if not responses:
+            log(f"dropped message on {topic}: not a request the simulator answers")
+        return responses
+
+    def _shadow(self, request, payload: bytes) -> List[Response]:
+        old = self.store.load_shadow(request.thing, request.shadow)
+        new, responses = handle(old, request, payload, self.now(), self.options)
+        if new is not old:
+            self.store.save_shadow(request.thing, request.shadow, new)
+        for topic, doc in responses:
+            if topic.endswith("/rejected"):
+                log(f"rejected {request.op} of {request.prefix}: {doc['code']} {doc['message']}")
+        return responses
+
+    def shadow(self, thing: str, shadow: Optional[str] = None) -> Optional[ShadowRecord]:
+        with self.lock:
+            return self.store.load_shadow(thing, shadow)
