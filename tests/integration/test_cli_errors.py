@@ -1,0 +1,84 @@
+"""Bad configuration: one clear line on stderr and exit status 2, nothing started."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from chariotd import __version__
+from support import CHARIOTD
+
+
+def run(*args, timeout=10):
+    return subprocess.run([CHARIOTD, *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.fixture
+def good(test_pki, tmp_path):
+    store = tmp_path / "store"
+    store.mkdir()
+    (store / "endpoint.txt").write_text("example.com\n")
+    return ["--clientid=dev1", f"--cacert={test_pki.cafile}", f"--certstore={store}"]
+
+
+CASES = [
+    ([], "--clientid is required"),
+    (["--clientid=x"], "--cacert is required"),
+    (["@good", "--services=MyThing:/tmp/x"], "--services is not supported yet"),
+    (["@good", "--fleetprov=/tmp/fp.json"], "--fleetprov is not supported yet"),
+    (["@good", "--messages=/tmp/m", "--message-order=/tmp/m:lexical"],
+     "--message-order is not supported yet"),
+    (["@good", "--messages=@tmp/m", "--message-concurrency=/elsewhere:3"],
+     "expected DIR:VALUE with DIR one of the --messages directories"),
+    (["@good", "--messages=@tmp/m", "--message-concurrency=@tmp/m:zero"],
+     "--message-concurrency="),
+    (["@good", "--default-message-retries=-1"], "must not be negative"),
+    (["@good", "--bogus"], "unrecognized arguments: --bogus"),
+    (["@good", "--last-will-topic=a/#", "--last-will-payload=x"], "wildcard"),
+    (["@good", "--last-will-topic=a/b"], "go together"),
+    (["@good", "--keepalive=-3"], "--keepalive"),
+    (["@good", "--tunnelmappings=thing"], "not supported yet"),
+]
+
+
+@pytest.mark.parametrize("args,expected", CASES)
+def test_bad_command_lines(good, tmp_path, args, expected):
+    expanded = []
+    for arg in args:
+        if arg == "@good":
+            expanded += good
+        else:
+            expanded.append(arg.replace("@tmp", str(tmp_path)))
+    result = run(*expanded)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("chariotd: error: ")
+    assert expected in lines[0]
+
+
+def test_certstore_problems(test_pki, tmp_path):
+    store = tmp_path / "store"
+    base = ["--clientid=dev1", f"--cacert={test_pki.cafile}", f"--certstore={store}"]
+    result = run(*base)
+    assert result.returncode == 2 and "is not a directory" in result.stderr
+    store.mkdir()
+    result = run(*base)
+    assert result.returncode == 2 and "cannot read endpoint.txt" in result.stderr
+    (store / "endpoint.txt").write_text("host:notaport\n")
+    result = run(*base)
+    assert result.returncode == 2 and "is not host or host:port" in result.stderr
+    result = run("--clientid=dev1", f"--cacert={tmp_path / 'nope.pem'}", f"--certstore={store}")
+    assert result.returncode == 2 and "--cacert: cannot read" in result.stderr
+
+
+def test_version_and_help():
+    result = run("--version")
+    assert result.returncode == 0 and result.stdout.strip() == f"chariotd {__version__}"
+    result = run("--help")
+    assert result.returncode == 0
+    for flag in ("--clientid", "--messages", "--default-message-concurrency", "--fleetprov",
+                 "--subscribe-write", "--tunnelmappings", "--keepalive", "--log-level"):
+        assert flag in result.stdout
