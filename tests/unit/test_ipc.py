@@ -1,0 +1,59 @@
+import msgpack
+import pytest
+from hypothesis import given, strategies as st
+
+from chariotd.ipc.messages import (KINDS, BadFrame, LinkState, Publish, Published,
+                                   PublishFailed, decode, encode)
+
+EXAMPLES = [
+    Publish(id=1, topic="a/b", payload=b"\x00\xff", qos=1),
+    Publish(id=2, topic="a", payload=b"", qos=0, retain=True),
+    Published(id=7),
+    PublishFailed(id=7, reason="link is down", charge=False),
+    LinkState(up=True, client_id="dev1"),
+]
+
+
+def test_every_kind_has_an_example():
+    assert {type(m) for m in EXAMPLES} == set(KINDS.values())
+
+
+@pytest.mark.parametrize("message", EXAMPLES, ids=lambda m: m.op)
+def test_round_trip(message):
+    assert decode(encode(message, "link")) == ("link", message)
+
+
+def test_payload_stays_bytes_on_the_wire():
+    frame = msgpack.unpackb(encode(EXAMPLES[0], "msg0"), raw=True)
+    assert frame[b"payload"] == b"\x00\xff"  # msgpack bin, not base64 or str
+    assert frame[b"op"] == b"publish" and frame[b"from"] == b"msg0"
+
+
+def frame(**fields):
+    return msgpack.packb(fields, use_bin_type=True)
+
+
+@pytest.mark.parametrize("data,reason", [
+    (b"\xc1", "not msgpack"),
+    (frame(op="publish"), "missing sender"),
+    (msgpack.packb([1, 2]), "not a map"),
+    (frame(op="nope", **{"from": "x"}), "unknown op"),
+    (frame(op="published", **{"from": "x"}), "missing fields ['id']"),
+    (frame(op="published", id=1, extra=2, **{"from": "x"}), "unknown fields ['extra']"),
+    (frame(op="published", id="1", **{"from": "x"}), "field 'id' has type str"),
+    (frame(op="published", id=True, **{"from": "x"}), "field 'id' has type bool"),
+    (frame(op="publish", id=1, topic="t", payload="text", qos=1, **{"from": "x"}),
+     "field 'payload' has type str"),
+    (frame(op="link_state", up=1, **{"from": "x"}), "field 'up' has type int"),
+])
+def test_bad_frames_are_refused(data, reason):
+    with pytest.raises(BadFrame, match=reason.replace("[", r"\[").replace("]", r"\]")):
+        decode(data)
+
+
+@given(st.binary(max_size=64))
+def test_decode_never_crashes_on_garbage(data):
+    try:
+        decode(data)
+    except BadFrame:
+        pass

@@ -1,0 +1,77 @@
+import os
+import signal
+
+from hypothesis import given, strategies as st
+
+from chariotd.broker_link import backoff
+from chariotd.loop import Loop
+from chariotd.watchers.queue import Backlog
+
+
+@given(st.lists(st.text(min_size=1, max_size=5)))
+def test_backlog_hands_out_each_name_once_in_lexical_order(names):
+    backlog = Backlog()
+    for name in names:
+        backlog.add(name)
+    out = []
+    while (name := backlog.pop()) is not None:
+        out.append(name)
+    assert out == sorted(set(names))
+
+
+def test_backlog_discard_and_readd():
+    backlog = Backlog()
+    for name in "cab":
+        backlog.add(name)
+    backlog.discard("a")
+    assert "a" not in backlog and len(backlog) == 2
+    assert backlog.add("a") and not backlog.add("a")
+    assert [backlog.pop() for _ in range(4)] == ["a", "b", "c", None]
+
+
+def test_backoff_is_full_jitter_and_capped():
+    assert backoff.delay(0, base=1, uniform=lambda a, b: b) == 1
+    assert backoff.delay(3, base=1, uniform=lambda a, b: b) == 8
+    assert backoff.delay(50, base=1, uniform=lambda a, b: b) == backoff.CAP
+    assert backoff.delay(5, base=1, uniform=lambda a, b: a) == 0
+
+
+def test_loop_timers_run_in_order_and_can_be_cancelled():
+    loop = Loop()
+    ran = []
+    loop.call_later(0.02, lambda: ran.append("b"))
+    loop.call_later(0.01, lambda: ran.append("a"))
+    loop.call_later(0.015, lambda: ran.append("never")).cancel()
+    loop.call_later(0.03, lambda: loop.stop(3))
+    assert loop.run() == 3
+    assert ran == ["a", "b"]
+
+
+def test_loop_delivers_signals_through_the_wakeup_pipe():
+    loop = Loop()
+    seen = []
+    loop.on_signal(signal.SIGUSR1, lambda: (seen.append("usr1"), loop.stop(0)))
+    loop.call_later(0, lambda: os.kill(os.getpid(), signal.SIGUSR1))
+    try:
+        assert loop.run() == 0
+    finally:
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGUSR1, signal.SIG_DFL)
+    assert seen == ["usr1"]
+
+
+def test_loop_reader_callbacks():
+    loop = Loop()
+    read_end, write_end = os.pipe()
+    got = []
+
+    def readable():
+        got.append(os.read(read_end, 10))
+        loop.stop(0)
+
+    loop.add_reader(read_end, readable)
+    os.write(write_end, b"hi")
+    loop.run()
+    assert got == [b"hi"]
+    os.close(read_end)
+    os.close(write_end)
