@@ -1,0 +1,287 @@
+"""Service definitions: one file per shadow key, loaded from a directory.
+
+Three file kinds (README "Service definitions", EXTENSIONS E):
+
+- `*.js`: the original's CommonJS form, `module.exports = { ... }` with an object
+  literal, read as data (see `jsmodule`); a `validate` written in JavaScript
+  cannot run, so such a definition is refused.
+- `*.py`: the same names at module level (`key = 'firmware'`, `def validate(cfg):`),
+  run once at load time; they are trusted local configuration.
+- `*.json`: the plain object.
+
+Other files are ignored, and so are hidden files (`.name`), which covers editor
+swap and lock files; backups such as `name.js~` or `name.js.bak` do not end in a
+known suffix. Files load in filename order. When two definitions claim the same
+key, the first in that order is kept and each later one is an error naming the
+first. Keys a `.js` or `.json` definition holds beyond the known ones are kept
+in `unknown_keys` (the caller logs a warning) and the definition still loads;
+in `.py` files other module-level names are the module's own business.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import math
+import os
+import types
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+
+from .. import formats
+from .jsmodule import JSModuleError, read_exported_object
+
+DEFAULT_INFORMAT = "JSON"
+DEFAULT_TIMEOUT = 10.0
+SUFFIXES = (".js", ".py", ".json")
+
+REQUIRED = ("key", "notifycmd")
+REQUIRED_UNLESS_EPHEMERAL = ("outfile", "outformat")
+OPTIONAL = ("informat", "outkeys", "notifykeys", "initialnotify", "validate",
+            "ephemeraldata", "timeout")
+KNOWN_KEYS = REQUIRED + REQUIRED_UNLESS_EPHEMERAL + OPTIONAL
+
+JS_VALIDATE_REFUSED = "validate written in JavaScript cannot run; use a .py definition"
+
+
+class DefinitionError(ValueError):
+    """A service definition cannot be used; the message says why."""
+
+
+@dataclass(frozen=True)
+class ServiceDefinition:
+    """One service: which shadow key it owns, where its data goes, whom to tell."""
+
+    key: str
+    notifycmd: str
+    source: str  # the file it was loaded from
+    outfile: Optional[str] = None  # None only when ephemeraldata
+    outformat: Optional[str] = None  # None only when ephemeraldata
+    informat: str = DEFAULT_INFORMAT
+    outkeys: Optional[Tuple[str, ...]] = None  # None: every subkey
+    notifykeys: Optional[Tuple[str, ...]] = None  # None: any change notifies
+    initialnotify: bool = False
+    validate: Optional[Callable[[Any], Any]] = None
+    ephemeraldata: bool = False
+    timeout: float = DEFAULT_TIMEOUT  # seconds for notifycmd
+    unknown_keys: Tuple[str, ...] = ()  # ignored keys, for a warning
+
+
+# ---------------------------------------------------------------- checking values
+
+def _string(fields: Mapping[str, Any], name: str) -> str:
+    value = fields[name]
+    if not isinstance(value, str):
+        raise DefinitionError(f"{name} must be a string, not {_type_name(value)}")
+    if "\0" in value:
+        raise DefinitionError(f"{name} must not contain a NUL character")
+    return value
+
+
+def _boolean(fields: Mapping[str, Any], name: str) -> bool:
+    value = fields.get(name, False)
+    if not isinstance(value, bool):
+        raise DefinitionError(f"{name} must be true or false, not {_type_name(value)}")
+    return value
+
+
+def _key_list(fields: Mapping[str, Any], name: str) -> Optional[Tuple[str, ...]]:
+    if name not in fields:
+        return None
+    value = fields[name]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(k, str) for k in value):
+        raise DefinitionError(f"{name} must be an array of strings, not {_type_name(value)}")
+    return tuple(value)
+
+
+def _format(fields: Mapping[str, Any], name: str) -> str:
+    value = _string(fields, name)
+    try:
+        formats.get(value)
+    except formats.FormatError as e:
+        raise DefinitionError(f"{name}: {e}") from None
+    return value
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, (list, tuple)):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return f"a {type(value).__name__}"
+
+
+def definition_from_fields(fields: Mapping[str, Any], source: str,
+                           report_unknown: bool = True) -> ServiceDefinition:
+    """Check FIELDS (the names a definition file gave) and build the definition.
+
+    REPORT_UNKNOWN: put keys beyond the known ones in `unknown_keys`
+    (for .js and .json; a .py module has names of its own).
+    """
+    for name in REQUIRED:
+        if name not in fields:
+            raise DefinitionError(f"missing key '{name}'")
+    ephemeral = _boolean(fields, "ephemeraldata")
+    if not ephemeral:
+        for name in REQUIRED_UNLESS_EPHEMERAL:
+            if name not in fields:
+                raise DefinitionError(f"missing key '{name}' (needed unless ephemeraldata is true)")
+
+    key = _string(fields, "key")
+    if not key or "." in key or "/" in key:
+        raise DefinitionError(f"key {key!r} must be non-empty without '.' or '/' "
+                              "(update files are named key or key.suffix)")
+    notifycmd = _string(fields, "notifycmd")
+    if not notifycmd.strip():
+        raise DefinitionError("notifycmd must not be empty")
+
+    outfile = None
+    if "outfile" in fields:
+        outfile = _string(fields, "outfile")
+        if not os.path.isabs(outfile):
+            raise DefinitionError(f"outfile must be a full path, not {outfile!r}")
+    outformat = _format(fields, "outformat") if "outformat" in fields else None
+    informat = _format(fields, "informat") if "informat" in fields else DEFAULT_INFORMAT
+
+    timeout = fields.get("timeout", DEFAULT_TIMEOUT)
+    if (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
+            or not math.isfinite(timeout) or timeout <= 0):
+        raise DefinitionError(f"timeout must be a positive number of seconds, not {timeout!r}")
+
+    validate = fields.get("validate")
+    if "validate" in fields:
+        if not callable(validate):
+            raise DefinitionError(f"validate must be a function, not {_type_name(validate)}")
+        try:
+            inspect.signature(validate).bind(None)
+        except TypeError:
+            raise DefinitionError("validate must take one argument (the configuration)") from None
+        except ValueError:  # pragma: no cover - builtins without a signature
+            pass
+
+    unknown = tuple(k for k in fields if k not in KNOWN_KEYS) if report_unknown else ()
+    return ServiceDefinition(
+        key=key,
+        notifycmd=notifycmd,
+        source=source,
+        outfile=outfile,
+        outformat=outformat,
+        informat=informat,
+        outkeys=_key_list(fields, "outkeys"),
+        notifykeys=_key_list(fields, "notifykeys"),
+        initialnotify=_boolean(fields, "initialnotify"),
+        validate=validate,
+        ephemeraldata=ephemeral,
+        timeout=float(timeout),
+        unknown_keys=unknown,
+    )
+
+
+# ---------------------------------------------------------------- reading files
+
+def _fields_from_js(text: str) -> Dict[str, Any]:
+    try:
+        fields = read_exported_object(text)
+    except JSModuleError as e:
+        if "validate" in e.function_keys:
+            raise DefinitionError(JS_VALIDATE_REFUSED) from None
+        raise DefinitionError(str(e)) from None
+    if "validate" in fields:
+        # json5 read it, so it is plain data, not a function.
+        raise DefinitionError(f"validate must be a function, not {_type_name(fields['validate'])}"
+                              "; use a .py definition")
+    return fields
+
+
+def _fields_from_json(text: str) -> Dict[str, Any]:
+    try:
+        fields = json.loads(text)
+    except ValueError as e:
+        raise DefinitionError(f"not valid JSON: {e}") from None
+    if not isinstance(fields, dict):
+        raise DefinitionError(f"must hold a JSON object, not {_type_name(fields)}")
+    return fields
+
+
+def _fields_from_py(text: str, path: str) -> Dict[str, Any]:
+    # Compiled here rather than imported, so no __pycache__ lands in the
+    # service directory and the module never enters sys.modules.
+    stem = os.path.splitext(os.path.basename(path))[0]
+    module = types.ModuleType(f"chariotd_service_{stem}")
+    module.__file__ = path
+    try:
+        code = compile(text, path, "exec", dont_inherit=True)
+        exec(code, module.__dict__)
+    except SyntaxError as e:
+        raise DefinitionError(f"SyntaxError: {e.msg} (line {e.lineno})") from None
+    except (Exception, SystemExit) as e:
+        raise DefinitionError(f"running it failed: {type(e).__name__}: {e}") from None
+    return {name: module.__dict__[name] for name in KNOWN_KEYS if name in module.__dict__}
+
+
+def load_file(path: str) -> ServiceDefinition:
+    """The definition in PATH (a .js, .py or .json file); DefinitionError if unusable."""
+    path = os.fspath(path)
+    suffix = os.path.splitext(path)[1]
+    if suffix not in SUFFIXES:
+        raise DefinitionError(f"not a service definition file (expected {', '.join(SUFFIXES)})")
+    if not os.path.isfile(path):
+        raise DefinitionError("not a regular file")
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise DefinitionError(f"cannot read: {e.strerror}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise DefinitionError(f"not UTF-8 text: {e.reason} at byte {e.start}") from None
+    if suffix == ".js":
+        return definition_from_fields(_fields_from_js(text), path)
+    if suffix == ".json":
+        return definition_from_fields(_fields_from_json(text), path)
+    return definition_from_fields(_fields_from_py(text, path), path, report_unknown=False)
+
+
+def is_definition_name(name: str) -> bool:
+    """Whether a file called NAME in a service directory is loaded at all."""
+    return not name.startswith(".") and name.endswith(SUFFIXES)
+
+
+def load_directory(path: str) -> Tuple[List[ServiceDefinition], List[Tuple[str, str]]]:
+    """Every usable definition in directory PATH, and (file path, reason) for the rest.
+
+    Files load in filename order; a key already claimed by an earlier file makes
+    the later file an error. Errors never stop the other files from loading.
+    Raises DefinitionError only when the directory itself cannot be listed.
+    """
+    path = os.fspath(path)
+    try:
+        names = sorted(name for name in os.listdir(path) if is_definition_name(name))
+    except OSError as e:
+        raise DefinitionError(f"{path}: cannot list service definitions: {e.strerror}") from None
+    definitions: List[ServiceDefinition] = []
+    errors: List[Tuple[str, str]] = []
+    owners: Dict[str, str] = {}
+    for name in names:
+        file_path = os.path.join(path, name)
+        try:
+            definition = load_file(file_path)
+        except DefinitionError as e:
+            errors.append((file_path, str(e)))
+            continue
+        if definition.key in owners:
+            errors.append((file_path, f"key '{definition.key}' is already defined by "
+                                      f"{owners[definition.key]}"))
+            continue
+        owners[definition.key] = file_path
+        definitions.append(definition)
+    return definitions, errors
