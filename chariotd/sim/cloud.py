@@ -93,10 +93,10 @@ class CloudClient:
             if isinstance(answer, dict) and answer.get("clientToken") == token:
                 return message.topic.endswith("/accepted"), answer
 
-    def watch(self, filters: Iterable[str], on_message: Callable[[mqtt.MQTTMessage], bool],
+    def watch(self, on_message: Callable[[mqtt.MQTTMessage], bool],
               timeout: Optional[float] = None) -> None:
-        """Call ON_MESSAGE for each message until it returns False (or TIMEOUT passes)."""
-        self.subscribe(filters)
+        """Call ON_MESSAGE for each message on the subscriptions until it returns False
+        (or TIMEOUT seconds pass without a message)."""
         while True:
             try:
                 message = self.messages.get(timeout=timeout)

@@ -142,9 +142,10 @@ def cmd_watch(args) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with CloudClient(args.dir) as cloud:
+        cloud.subscribe(args.filters)
+        print(f"chariotd-sim: watching {' '.join(args.filters)}", file=sys.stderr, flush=True)
         try:
-            cloud.watch(args.filters, lambda m: show(m) and not stop.is_set(),
-                        timeout=args.timeout)
+            cloud.watch(lambda m: show(m) and not stop.is_set(), timeout=args.timeout)
         except KeyboardInterrupt:
             pass
     return 0

@@ -259,8 +259,7 @@ class Simulator:
 
     def things(self) -> List[dict]:
         """Things registered by fleet provisioning."""
-        directory = self.paths.root / "registry" / "things"
-        return [self.store.load_thing(p.stem) for p in sorted(directory.glob("*.json"))]
+        return list(self.store.things())
 
 
 def tunnel_notification(token: str, region: str, services) -> dict:

@@ -85,3 +85,9 @@ class Store:
 
     def save_thing(self, record: dict) -> None:
         _write(self.root / "registry" / "things" / f"{record['thingName']}.json", record)
+
+    def things(self) -> Iterator[dict]:
+        for path in sorted((self.root / "registry" / "things").glob("*.json")):
+            doc = _read(path)
+            if doc is not None:
+                yield doc
