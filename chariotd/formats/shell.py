@@ -28,9 +28,11 @@ blank lines, `#` comments, `;` between assignments and a leading `export` are
 accepted. Expansions (`$name`, `$(...)`, backticks) are refused, not performed.
 `parse` returns what the original returned: names split at `_` back into nested
 objects, `'true'`/`'false'` as booleans, a value spelled exactly as `stringify`
-prints a number as that number, anything else as a string. `parse_assignments`
-gives the flat view instead: each name with its string, or list of strings for
-an array, exactly as a shell sees them.
+prints a number as that number, anything else as a string (an empty value is
+the empty string, never null). `parse_assignments` gives the flat view instead:
+each name with its string, or list of strings for an array, exactly as a shell
+sees them. Where a statement reads both the shell's way and the original's `\\'`
+way, the shell's way wins, so everything `stringify` writes reads back exactly.
 """
 
 from __future__ import annotations
