@@ -1,5 +1,36 @@
-"""chariotd-sim: a local stand-in for AWS IoT Core (see ../shared/IOT_CORE.md).
+"""chariotd-sim: a local stand-in for AWS IoT Core (behaviour per IOT_CORE.md; docs/sim.md).
 
-pki        the simulator's CA; server, device and claim certificates; certstore layout
-mosquitto  a real Mosquitto broker configured like IoT Core (TLS, client certs, ACLs)
+Library API for test suites (all in ``chariotd.sim.simulator``)::
+
+    sim = Simulator(dir, port=0).start()   # mosquitto + the service; port 0 = a free port
+    sim.cafile, sim.endpoint, sim.port, sim.claimstore, sim.broker (a Mosquitto)
+    sim.device(thing) -> certstore path    # certificate CN = thing name
+    sim.set_desired(thing, shadow, state) / sim.set_reported(...) / sim.update_shadow(...)
+    sim.get_shadow(thing, shadow=None) -> {"state", "metadata", "version"} or None
+    sim.delete_shadow(thing, shadow=None); sim.publish(topic, payload)
+    sim.notify_tunnel(thing, services); sim.things()
+    sim.stop()                             # nothing left running; also a context manager
+    SimService(host, port, cafile, certfile, keyfile, Store(dir)) serves any broker
+
+Modules:
+pki             the simulator's CA; server, device and claim certificates; certstore layout
+mosquitto       a real Mosquitto broker configured like IoT Core (TLS, client certs, ACLs)
+topics          shadow / provisioning / tunnel topic names and request-topic parsing
+shadow_service  the Device Shadow service as a pure function: (record, request) -> responses
+provisioning    fleet provisioning: CreateKeysAndCertificate, CreateCertificateFromCsr, RegisterThing
+templates       provisioning templates read from DIR/templates.json
+store           what the cloud keeps in DIR: shadows, certificates, things, the port
+service         the MQTT plumbing: a paho client (iotsim) answering request topics
+simulator       Simulator: broker + service + DIR set-up, the API above; make_device()
+cloud           CloudClient: the cloud commands' connection to a running simulator
+main            the chariotd-sim command line
+log             one line per event on stderr, prefixed "sim:"
 """
+
+
+def __getattr__(name):
+    # Lazy, so `import chariotd.sim.pki` does not pull in paho and the service.
+    if name in ("Simulator", "ShadowRejected"):
+        from chariotd.sim import simulator
+        return getattr(simulator, name)
+    raise AttributeError(name)
