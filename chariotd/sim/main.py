@@ -76,7 +76,8 @@ def cmd_up(args) -> int:
     except (RuntimeError, OSError) as error:
         return _fail(str(error))
     try:
-        threading.Thread(target=lambda: (sim.broker.process.wait(), stop.set()),
+        broker_process = sim.broker.process
+        threading.Thread(target=lambda: (broker_process.wait(), stop.set()),
                          daemon=True).start()
         paths = sim.paths
         commands = _demo(paths, sim.port)
@@ -139,13 +140,11 @@ def cmd_watch(args) -> int:
         seen[0] += 1
         return not (args.count and seen[0] >= args.count)
 
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with CloudClient(args.dir) as cloud:
         cloud.subscribe(args.filters)
         print(f"chariotd-sim: watching {' '.join(args.filters)}", file=sys.stderr, flush=True)
         try:
-            cloud.watch(lambda m: show(m) and not stop.is_set(), timeout=args.timeout)
+            cloud.watch(show, timeout=args.timeout)
         except KeyboardInterrupt:
             pass
     return 0

@@ -237,8 +237,9 @@ class Simulator:
         if record is None or not record.exists:
             return None
         state = dict(record.state)
-        if record.delta():
-            state["delta"] = record.delta()
+        pending = record.delta()
+        if pending:
+            state["delta"] = pending
         return {"state": state, "metadata": record.metadata, "version": record.version}
 
     def delete_shadow(self, thing: str, shadow: Optional[str] = None) -> dict:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
@@ -115,3 +116,11 @@ def test_device_before_up_uses_the_default_port(tmp_path):
     assert (tmp_path / "ca.crt").exists()
     bad = run("device", "bad/name", "--dir", tmp_path, check=False)
     assert bad.returncode != 0
+
+
+def test_up_exits_when_mosquitto_dies(up):
+    process, directory, port, out = up
+    (broker,) = children_of(process.pid)
+    os.kill(broker, signal.SIGKILL)
+    assert process.wait(10) == 1
+    assert "mosquitto exited" in out.read_text()
