@@ -1,17 +1,24 @@
-"""A plain paho device client (MQTT v5) for the simulator's integration tests."""
+"""Helpers for the simulator's integration tests: a plain paho device client (MQTT v5)
+and the fixtures `sim` (a running Simulator in tmp_path) and `devices`.
+
+There is deliberately no conftest.py here: other suites import names from the top-level
+conftest module, which a second conftest.py would shadow. Test modules import the
+fixtures from this module instead."""
 
 from __future__ import annotations
 
 import json
+import os
 import threading
 from pathlib import Path
 from typing import List, Optional
 
 import paho.mqtt.client as mqtt
+import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from chariotd.sim.simulator import Simulator
-from support import wait_until
+from support import alive, wait_until
 
 
 class Device:
@@ -68,3 +75,27 @@ class Device:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+
+@pytest.fixture
+def sim(tmp_path):
+    simulator = Simulator(tmp_path / "sim", port=0).start()
+    broker_pid = simulator.broker.process.pid
+    yield simulator
+    simulator.stop()
+    assert not alive(broker_pid), "mosquitto outlived Simulator.stop()"
+
+
+@pytest.fixture
+def devices(sim):
+    """devices(thing) -> a connected Device with a fresh certificate for THING."""
+    made = []
+
+    def connect(thing: str, client_id: Optional[str] = None) -> Device:
+        device = Device.from_certstore(sim, sim.device(thing),
+                                       client_id or f"{thing}-{os.getpid()}-{len(made)}")
+        made.append(device)
+        return device
+
+    yield connect
+    for device in made:
+        device.close()

@@ -9,7 +9,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from sim_clients import Device
+from sim_clients import Device, devices, sim  # noqa: F401 (fixtures)
 
 TEMPLATE = "chariotd-sim"
 REGISTER = f"$aws/provisioning-templates/{TEMPLATE}/provision/json"

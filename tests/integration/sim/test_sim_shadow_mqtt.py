@@ -7,6 +7,7 @@ import json
 import pytest
 
 from chariotd.sim.simulator import ShadowRejected, Simulator
+from sim_clients import devices, sim  # noqa: F401 (fixtures)
 from support import alive, wait_until
 
 P = "$aws/things/dev1/shadow"
