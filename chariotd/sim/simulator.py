@@ -68,6 +68,13 @@ def endpoint_for(port: int) -> str:
     return f"{HOST}:{port}"
 
 
+def _point_at(certstore: Path, endpoint: str) -> None:
+    """Rewrite CERTSTORE/endpoint.txt when it names another endpoint."""
+    endpoint_file = certstore / "endpoint.txt"
+    if endpoint_file.exists() and endpoint_file.read_text().strip() != endpoint:
+        write_file_atomic(endpoint_file, endpoint.encode() + b"\n")
+
+
 def prepare(directory, port: int) -> pki.CA:
     """Create (or reuse) the CA, server, service and claim certificates in DIR; record PORT.
 
@@ -85,10 +92,8 @@ def prepare(directory, port: int) -> pki.CA:
     if not any(paths.claimstore.glob("*/*-certificate.pem.crt")):
         cert, key = ca.issue_client(CLAIM_CN)
         pki.write_certstore(paths.claimstore, endpoint, cert, key)
-    for store_dir in [paths.claimstore, *sorted(paths.devices.glob("*"))]:
-        endpoint_file = store_dir / "endpoint.txt"
-        if endpoint_file.exists() and endpoint_file.read_text().strip() != endpoint:
-            write_file_atomic(endpoint_file, endpoint.encode() + b"\n")
+    for certstore in [paths.claimstore, *sorted(paths.devices.glob("*"))]:
+        _point_at(certstore, endpoint)
     write_default(paths.root)
     store = Store(paths.root)
     store.save_settings(dict(store.settings(), port=port))
@@ -104,8 +109,7 @@ def make_device(directory, thing: str, port: Optional[int] = None) -> Path:
     target = paths.device(thing)
     endpoint = endpoint_for(port if port is not None else recorded_port(directory))
     if any(target.glob("*/*-certificate.pem.crt")):
-        if (target / "endpoint.txt").read_text().strip() != endpoint:
-            write_file_atomic(target / "endpoint.txt", endpoint.encode() + b"\n")
+        _point_at(target, endpoint)
         return target
     cert, key = ca.issue_client(thing)
     pki.write_certstore(target, endpoint, cert, key)
