@@ -140,6 +140,10 @@ def cmd_watch(args) -> int:
         seen[0] += 1
         return not (args.count and seen[0] >= args.count)
 
+    def interrupt(*_):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
     with CloudClient(args.dir) as cloud:
         cloud.subscribe(args.filters)
         print(f"chariotd-sim: watching {' '.join(args.filters)}", file=sys.stderr, flush=True)
