@@ -45,6 +45,8 @@ class RoleContext:
     parent_fd: int
     parent_pid: int
     roles: List[Role] = field(default_factory=list)
+    parent_mailbox: Optional[str] = None      # the parent's role id when it listens (systemd)
+    heartbeat_interval: Optional[float] = None  # link -> parent heartbeats (systemd watchdog)
     loop: object = None
     mailbox: object = None
 

@@ -4,6 +4,13 @@ If any child exits, for any reason, the others are stopped (SIGTERM, then SIGKIL
 after GRACE seconds) and the parent exits: 0 if that child finished its job (exit 0,
 e.g. fleet provisioning), 2 if it found a configuration error, 1 otherwise. runit or
 systemd restarts the whole tree. SIGTERM/SIGINT stop everything and exit 0.
+
+Under systemd (`Type=notify`, $NOTIFY_SOCKET set) the parent also binds a mailbox,
+`parent`, after the fork (never before: no zmq context may exist across a fork). The
+link sends it `link_state` (READY=1 on the first connection, STATUS= lines) and, when
+WatchdogSec= is set, a `link_heartbeat` every WatchdogSec/4; each healthy heartbeat
+becomes one WATCHDOG=1. A wedged link, or a wedged parent, stops the pings and
+systemd restarts the service. STOPPING=1 goes out when the tree starts to stop.
 """
 
 from __future__ import annotations
@@ -14,15 +21,27 @@ import os
 import shutil
 import signal
 import tempfile
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 from chariotd.cli import Config
+from chariotd.ipc.messages import LinkHeartbeat, LinkState
 from chariotd.loop import Loop
 from chariotd.runtime import Role, RoleContext, child_main
+from chariotd.sdnotify import Notifier
 
 log = logging.getLogger(__name__)
 
 GRACE = 1.0
+PARENT = "parent"  # the parent's mailbox, bound only under systemd
+
+# The tree's exit statuses (DESIGN.md section 6); the man page is generated from this.
+EXIT_STATUSES = {
+    0: "stopped by SIGTERM or SIGINT (or a role finished its job, e.g. fleet provisioning)",
+    1: "runtime failure: a child process died, repeated connection failures, "
+       "a jammed message queue, no certificate",
+    2: "configuration error: bad flag, missing certstore or endpoint.txt, "
+       "unreadable --cacert; nothing was started",
+}
 
 
 def describe_status(status: int) -> str:
@@ -48,7 +67,7 @@ def make_rundir() -> str:
 
 
 class Supervisor:
-    def __init__(self, config: Config, roles: List[Role]):
+    def __init__(self, config: Config, roles: List[Role], notifier: Optional[Notifier] = None):
         self.config = config
         self.roles = roles
         self.children: Dict[int, Role] = {}
@@ -56,9 +75,17 @@ class Supervisor:
         self.exit_status = 0
         self.stopping = False
         self.kill_timer = None
+        # Read (and removed from the environment, so no child inherits it) before any fork.
+        self.notifier = notifier if notifier is not None else Notifier.from_environment()
+        self.mailbox = None
+        self.zmq_context = None
+        self.ready = False
+        self.unhealthy_logged = False
 
     def start(self) -> None:
         self.rundir = make_rundir()
+        listen = PARENT if self.notifier.enabled else None
+        heartbeat = self.notifier.watchdog / 4 if self.notifier.watchdog else None
         read_fd, write_fd = os.pipe()
         parent_pid = os.getpid()
         gc.freeze()  # keep module pages shared copy-on-write with the children
@@ -68,11 +95,61 @@ class Supervisor:
                 os.close(write_fd)
                 child_main(RoleContext(role=role, config=self.config, rundir=self.rundir,
                                        parent_fd=read_fd, parent_pid=parent_pid,
-                                       roles=self.roles))
+                                       roles=self.roles, parent_mailbox=listen,
+                                       heartbeat_interval=heartbeat))
             self.children[pid] = role
         os.close(read_fd)
         self.parent_pipe = write_fd  # closed only by our death: children see EOF
         gc.unfreeze()
+        if listen:
+            self.listen()
+            self.notifier.status("connecting to the broker")
+
+    # -- systemd -----------------------------------------------------------------------
+    def listen(self) -> None:
+        """Bind the parent's mailbox (after the fork) to hear from the link."""
+        import zmq
+
+        from chariotd.ipc.mailbox import Mailbox
+        self.zmq_context = zmq.Context(1)
+        self.mailbox = Mailbox(self.zmq_context, self.rundir, PARENT)
+        self.loop.add_reader(self.mailbox.socket, lambda: self.mailbox.dispatch({
+            LinkState: self.on_link_state,
+            LinkHeartbeat: self.on_link_heartbeat,
+        }))
+
+    def on_link_state(self, sender: str, state: LinkState) -> None:
+        if self.stopping:
+            return
+        if state.up:
+            status = f"connected as {state.client_id}"
+            if not self.ready:
+                self.ready = True
+                self.notifier.ready(status)
+                log.debug("told systemd: ready")
+            else:
+                self.notifier.status(status)
+        else:
+            self.notifier.status("link down; reconnecting")
+
+    def on_link_heartbeat(self, sender: str, beat: LinkHeartbeat) -> None:
+        if self.stopping:
+            return
+        if beat.healthy:
+            self.notifier.watchdog_ping()
+            self.unhealthy_logged = False
+        elif not self.unhealthy_logged:
+            log.warning("the link reports itself unhealthy; not feeding the watchdog")
+            self.unhealthy_logged = True
+
+    def close_mailbox(self) -> None:
+        if self.mailbox is not None:
+            self.loop.forget(self.mailbox.socket)
+            self.mailbox.close()
+            self.mailbox = None
+        if self.zmq_context is not None:
+            self.zmq_context.term()
+            self.zmq_context = None
 
     def run(self) -> int:
         loop = self.loop
@@ -86,6 +163,8 @@ class Supervisor:
             return loop.run()
         finally:
             self.kill_all(signal.SIGKILL)
+            self.close_mailbox()
+            self.notifier.close()
             shutil.rmtree(getattr(self, "rundir", ""), ignore_errors=True)
 
     def reap(self) -> None:
@@ -104,17 +183,19 @@ class Supervisor:
             else:
                 log.error("%s (pid %d) %s; stopping the others", role.log_name, pid,
                           describe_status(status))
-                self.stop(None, exit_status_for(status))
+                self.stop(None, exit_status_for(status),
+                          f"{role.log_name} {describe_status(status)}")
         if self.stopping and not self.children:
             self.loop.stop(self.exit_status)
 
-    def stop(self, reason, status: int) -> None:
+    def stop(self, reason, status: int, why: str = "") -> None:
         if self.stopping:
             return
         if reason:
             log.info("%s: stopping", reason)
         self.stopping = True
         self.exit_status = status
+        self.notifier.stopping(f"stopping: {why or reason}")
         self.kill_all(signal.SIGTERM)
         self.kill_timer = self.loop.call_later(GRACE, lambda: self.kill_all(signal.SIGKILL))
         self.reap()

@@ -19,7 +19,7 @@ import paho.mqtt.client as mqtt
 from chariotd.broker_link import backoff
 from chariotd.broker_link.session import new_client
 from chariotd.certstore import Certstore, CertstoreError
-from chariotd.ipc.messages import LinkState, Publish, Published, PublishFailed
+from chariotd.ipc.messages import LinkHeartbeat, LinkState, Publish, Published, PublishFailed
 from chariotd.runtime import RoleContext
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,7 @@ class Link:
         self.certstore = Certstore(self.config.certstore)
         self.host, self.port = self.certstore.endpoint()
         self.state = WAITING
+        self.state_since = clock()
         self.failures = 0
         self.client: Optional[mqtt.Client] = None
         self.fd: Optional[int] = None
@@ -61,12 +62,27 @@ class Link:
     def _enter(self, state: str) -> None:
         was_up = self.state == UP
         self.state = state
+        self.state_since = self.clock()
         if (state == UP) != was_up:
             self._broadcast(LinkState(up=state == UP, client_id=self.config.clientid))
 
     def _broadcast(self, message) -> None:
         for peer in self.context.peers():
             self.mailbox.send(peer, message)
+        if self.context.parent_mailbox:
+            self.mailbox.send(self.context.parent_mailbox, message)
+
+    # -- health, for the parent's systemd watchdog -------------------------------------
+    def healthy(self) -> bool:
+        """False when CONNECTING has outlived its CONNACK deadline (a timer that
+        should have fired did not)."""
+        return not (self.state == CONNECTING
+                    and self.clock() - self.state_since > 2 * CONNACK_TIMEOUT)
+
+    def heartbeat(self) -> None:
+        self.mailbox.send(self.context.parent_mailbox,
+                          LinkHeartbeat(up=self.state == UP, healthy=self.healthy()))
+        self.loop.call_later(self.context.heartbeat_interval, self.heartbeat)
 
     # -- connecting ----------------------------------------------------------------
     def start(self) -> None:
@@ -260,6 +276,8 @@ def run(context: RoleContext) -> int:
     context.loop.add_reader(context.mailbox.socket,
                             lambda: context.mailbox.dispatch({Publish: link.publish}))
     link.start()
+    if context.parent_mailbox and context.heartbeat_interval:
+        link.heartbeat()
     try:
         return context.loop.run()
     finally:

@@ -69,6 +69,14 @@ class LinkState:
     client_id: str = ""
 
 
+@_kind("link_heartbeat")
+class LinkHeartbeat:
+    """link -> parent, every WatchdogSec/4 under a systemd watchdog: the link's loop is
+    turning. The parent pings systemd's watchdog only on a healthy heartbeat."""
+    up: bool
+    healthy: bool
+
+
 def _check_type(value: Any, expected: Any) -> bool:
     origin = getattr(expected, "__origin__", None)
     if expected is Any:

@@ -2,8 +2,8 @@ import msgpack
 import pytest
 from hypothesis import given, strategies as st
 
-from chariotd.ipc.messages import (KINDS, BadFrame, LinkState, Publish, Published,
-                                   PublishFailed, decode, encode)
+from chariotd.ipc.messages import (KINDS, BadFrame, LinkHeartbeat, LinkState, Publish,
+                                   Published, PublishFailed, decode, encode)
 
 EXAMPLES = [
     Publish(id=1, topic="a/b", payload=b"\x00\xff", qos=1),
@@ -11,6 +11,7 @@ EXAMPLES = [
     Published(id=7),
     PublishFailed(id=7, reason="link is down", charge=False),
     LinkState(up=True, client_id="dev1"),
+    LinkHeartbeat(up=False, healthy=True),
 ]
 
 
@@ -45,6 +46,7 @@ def frame(**fields):
     (frame(op="publish", id=1, topic="t", payload="text", qos=1, **{"from": "x"}),
      "field 'payload' has type str"),
     (frame(op="link_state", up=1, **{"from": "x"}), "field 'up' has type int"),
+    (frame(op="link_heartbeat", up=True, **{"from": "x"}), "missing fields ['healthy']"),
 ])
 def test_bad_frames_are_refused(data, reason):
     with pytest.raises(BadFrame, match=reason.replace("[", r"\[").replace("]", r"\]")):
