@@ -129,8 +129,6 @@ NOT_SUPPORTED_YET = {
     "fleetprov", "services", "updates", "defaultshadow", "commands",
     "subscribe_write", "subscribe_exec", "tunnelmappings", "tunnelproxy", "tunnelcadir",
     "empty_array_as_delete_request",
-    "message-order", "message-topic-prefix", "message-topic-suffix",
-    "letterhead-file", "letterhead-generator",
 }
 
 
@@ -231,6 +229,7 @@ def _tunnel_mapping(text: str) -> Tuple[str, Dict[str, int]]:
 def _message_dirs(args: argparse.Namespace) -> List[MessageDir]:
     dirs = [MessageDir(path=os.path.normpath(path)) for path in args.messages]
     by_path = {d.path: d for d in dirs}
+    own_letterhead: Dict[str, set] = {}
     if len(by_path) != len(dirs):
         raise ConfigError("--messages: the same directory is given twice")
     for name, (attribute, convert, _) in MESSAGE_OPTIONS.items():
@@ -256,7 +255,30 @@ def _message_dirs(args: argparse.Namespace) -> List[MessageDir]:
                 setattr(by_path[path], attribute, convert(raw))
             except ValueError as error:
                 raise ConfigError(f"--{name}={text}: {error}") from None
+            if name in LETTERHEADS:
+                own_letterhead.setdefault(path, set()).add(attribute)
+    _one_letterhead_each(args, dirs, own_letterhead)
     return dirs
+
+
+LETTERHEADS = {"letterhead-file": "letterhead_file",
+               "letterhead-generator": "letterhead_generator"}
+
+
+def _one_letterhead_each(args: argparse.Namespace, dirs: List[MessageDir],
+                         own_letterhead: Dict[str, set]) -> None:
+    """A directory's letterhead (of either kind) replaces the default one; they never
+    stack, and one level gives at most one."""
+    if all(getattr(args, f"default_{name.replace('-', '_')}") for name in LETTERHEADS):
+        raise ConfigError("--default-letterhead-file and --default-letterhead-generator: "
+                          "give one default letterhead")
+    for d in dirs:
+        own = own_letterhead.get(d.path, set())
+        if len(own) > 1:
+            raise ConfigError(f"--letterhead-file and --letterhead-generator both for "
+                              f"{d.path}: give one letterhead per directory")
+        for attribute in own and set(LETTERHEADS.values()) - own:
+            setattr(d, attribute, None)
 
 
 def _refuse_unsupported(args: argparse.Namespace) -> None:

@@ -2,7 +2,10 @@
 
 actiondir     the generic engine: inotify on new/, startup scan, removal, failed/ pruning
 message_file  parse and check a message file (pure)
-queue         the messages backlog and its order (pure)
-messages      the messages handler: window, retries, jam detection, talking to the link
+compression   gzip / deflate of a payload (pure)
+letterhead    letterhead parsing, merging, and the generator's environment (pure)
+queue         the messages backlog: order, priorities, slots (pure)
+program       one run of a helper program (the letterhead generator) in the poll loop
+messages      the messages handler: backlog, window, retries, jam detection, letterheads
 main          the watcher roles' entry points
 """

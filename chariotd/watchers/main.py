@@ -24,4 +24,5 @@ def run_messages(context: RoleContext) -> int:
     try:
         return loop.run()
     finally:
+        handler.close()
         actiondir.close()

@@ -1,16 +1,29 @@
-"""A message file (pure): JSON with `topic`, `payload` and optionally `qos`.
+"""A message file (pure): JSON with `topic` and `payload`, and optionally `qos`,
+`compress`, `priority` and `priority_slot`.
 
     {"topic": "my/topic", "qos": 1, "payload": {"key": "my data"}}
 
 An object (or any non-string) payload is sent as compact JSON text, a string as is.
+`compress` (gzip or deflate) compresses that text; any other value is reported back as
+a warning and the payload goes out uncompressed. `priority` is a number (lower goes
+first), `priority_slot` a string or a number; null means absent for both.
+
+Reading a message takes steps, because a letterhead may come between them:
+`read_document` (the file's own JSON and its required keys), `full_topic` (with the
+directory's prefix and suffix), then `build_message` on the document merged on top of
+its letterhead. `parse_message` does all three with no letterhead. `peek_priority`
+learns the priority fields of a file that has just arrived, parsing it only when its
+bytes can hold them.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Optional, Tuple, Union
 
 from chariotd.topics import BadTopic, check_publish_topic
+from chariotd.watchers.compression import UnknownCompression, compress
 
 MAX_PAYLOAD = 128 * 1024  # AWS IoT Core's message size limit
 
@@ -19,11 +32,16 @@ class BadMessage(ValueError):
     pass
 
 
+Number = Union[int, float]
+Slot = Union[str, int, float]
+
+
 @dataclass(frozen=True)
 class Message:
     topic: str
-    payload: bytes
+    payload: bytes          # as published: encoded, and compressed when asked
     qos: int = 1
+    warning: str = ""       # logged by the caller; the message still goes out
 
 
 def _refuse_constant(name: str):
@@ -55,22 +73,81 @@ def encode_payload(value) -> bytes:
         raise BadMessage("payload is not valid Unicode (lone surrogate)") from None
 
 
-def parse_message(data: bytes) -> Message:
-    """Parse a message file's bytes, or raise BadMessage saying what is wrong."""
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def priority_fields(document: dict) -> Tuple[Optional[Number], Optional[Slot]]:
+    """(priority, priority_slot) of a message document, or raise BadMessage."""
+    priority = document.get("priority")
+    slot = document.get("priority_slot")
+    if priority is not None and not _is_number(priority):
+        raise BadMessage(f"priority must be a number, not {json.dumps(priority)[:40]}")
+    if slot is not None and not (isinstance(slot, str) or _is_number(slot)):
+        raise BadMessage(f"priority_slot must be a string or a number, "
+                         f"not {json.dumps(slot)[:40]}")
+    return priority, slot
+
+
+def read_document(data: bytes) -> dict:
+    """A message file's JSON object, with `topic` and `payload` present and valid
+    priority fields, or raise BadMessage saying what is wrong."""
     document = decode_json(data)
     if not isinstance(document, dict):
         raise BadMessage(f"a message is a JSON object, not {type(document).__name__}")
     for key in ("topic", "payload"):
         if key not in document:
             raise BadMessage(f"missing {key!r}")
+    priority_fields(document)
+    return document
+
+
+def peek_priority(data: bytes) -> Tuple[Optional[Number], Optional[Slot]]:
+    """The priority fields of a file's bytes, cheaply: without parsing when the bytes
+    cannot spell the keys (no "priority" and no \\u escape), and (None, None) for a file
+    that is malformed (it is refused with its reason when it is published)."""
+    if b"priority" not in data and b"\\u" not in data:
+        return None, None
     try:
-        topic = check_publish_topic(document["topic"])
+        return priority_fields(read_document(data))
+    except BadMessage:
+        return None, None
+
+
+def full_topic(document: dict, prefix: str = "", suffix: str = "") -> str:
+    """The topic a document is published to: PREFIX + its topic + SUFFIX, checked
+    against AWS IoT Core's limits as a whole."""
+    topic = document.get("topic")
+    if not isinstance(topic, str):
+        raise BadMessage(f"topic must be a string, not {type(topic).__name__}")
+    if not topic:
+        raise BadMessage("topic is empty")
+    try:
+        return check_publish_topic(prefix + topic + suffix)
     except BadTopic as error:
         raise BadMessage(str(error)) from None
+
+
+def build_message(document: dict, topic: str) -> Message:
+    """The message to publish to TOPIC from DOCUMENT (a message file's document,
+    possibly merged on top of a letterhead), or raise BadMessage."""
     qos = document.get("qos", 1)
     if isinstance(qos, bool) or qos not in (0, 1):
         raise BadMessage(f"qos must be 0 or 1, not {json.dumps(qos)}")
-    payload = encode_payload(document["payload"])
+    payload = encode_payload(document.get("payload"))
+    warning = ""
+    method = document.get("compress")
+    if method is not None:
+        try:
+            payload = compress(payload, method)
+        except UnknownCompression as error:
+            warning = str(error)
     if len(payload) > MAX_PAYLOAD:
         raise BadMessage(f"payload is {len(payload)} bytes; AWS IoT Core allows {MAX_PAYLOAD}")
-    return Message(topic=topic, payload=payload, qos=qos)
+    return Message(topic=topic, payload=payload, qos=qos, warning=warning)
+
+
+def parse_message(data: bytes, prefix: str = "", suffix: str = "") -> Message:
+    """Parse a message file's bytes (no letterhead), or raise BadMessage."""
+    document = read_document(data)
+    return build_message(document, full_topic(document, prefix, suffix))

@@ -2,13 +2,24 @@
 link, at most `concurrency` unacknowledged at once, and removes each file only after
 its acknowledgement.
 
+Backlog: every file is read once when it arrives (or is found by the scan at start)
+to learn its mtime and priority fields; only those and its name are kept (an `Entry`
+in the pure `queue.Backlog`), never its content. The scan at start reads the files a
+slice of time per loop pass, so the loop keeps answering, and nothing is published
+until it is done: a prioritised file found last still goes first. Right before it is
+published a file is read again, merged on top of its letterhead (read from
+`letterhead-file`, or the output of `letterhead-generator`, one run at a time, watched
+by the loop), given the directory's topic prefix and suffix, and compressed when it
+asks to be.
+
 Failures: a file that cannot be parsed goes to failed/ at once. A publish the link
-refuses counts as a failed attempt; after `retries` extra attempts the file goes to
-failed/. When the connection drops, everything in flight is sent again after the
-reconnect, and the attempt counts only for a message that was alone in flight: after
-a drop with several in flight, those suspects are resent one at a time, so a message
-that makes the broker drop the connection every time is isolated, charged, and
-finally moved to failed/ while the rest flow (it never jams the queue).
+refuses, or a letterhead that cannot be had, counts as a failed attempt; after
+`retries` extra attempts the file goes to failed/. When the connection drops,
+everything in flight is sent again after the reconnect, and the attempt counts only
+for a message that was alone in flight: after a drop with several in flight, those
+suspects are resent one at a time, so a message that makes the broker drop the
+connection every time is isolated, charged, and finally moved to failed/ while the
+rest flow (it never jams the queue).
 
 Jam detection: the window full with no acknowledgement for `jam_timeout` seconds
 ends the process with status 1 (the supervisor restarts the tree).
@@ -18,34 +29,56 @@ from __future__ import annotations
 
 import itertools
 import logging
-from typing import Dict, Set
+import os
+from typing import Dict, List, Optional, Set
 
 from chariotd.cli import MessageDir
 from chariotd.ipc.messages import LinkState, Publish, Published, PublishFailed
 from chariotd.runtime import LINK, RoleContext
 from chariotd.watchers.actiondir import ActionDir
-from chariotd.watchers.message_file import MAX_PAYLOAD, BadMessage, parse_message
-from chariotd.watchers.queue import Backlog
+from chariotd.watchers.letterhead import (
+    BadLetterhead, generator_environment, merge, parse_letterhead)
+from chariotd.watchers.message_file import (
+    MAX_PAYLOAD, BadMessage, build_message, full_topic, peek_priority, priority_fields,
+    read_document)
+from chariotd.watchers.program import ProgramRun
+from chariotd.watchers.queue import Backlog, Entry
 
 log = logging.getLogger(__name__)
 
 # A message file is JSON around a payload of at most 128 KB; read no more than this.
+# A letterhead (file or generator output) is held to the same bound.
 MAX_FILE = 4 * MAX_PAYLOAD + 65536
-
 
 # A connection that drops within this many seconds of a publish, with that message
 # alone in flight, counts as a failed attempt of that message. A broker refusing a
 # packet drops at once; a dead network is noticed only after keep-alive timeouts.
 POISON_WINDOW = 5.0
 
+LETTERHEAD_TIME_LIMIT = 5.0  # seconds a letterhead generator may run (EXTENSIONS A)
+
+# The scan at start reads files for this long per loop pass, then lets the loop run.
+SCAN_SLICE = 0.02
+
 
 class InFlight:
-    __slots__ = ("name", "identity", "sent_at")
+    __slots__ = ("entry", "identity", "sent_at")
 
-    def __init__(self, name: str, identity, sent_at: float):
-        self.name = name
+    def __init__(self, entry: Entry, identity, sent_at: float):
+        self.entry = entry
         self.identity = identity
         self.sent_at = sent_at
+
+
+class Outgoing:
+    """A message read for publishing, waiting for its letterhead."""
+    __slots__ = ("entry", "identity", "document", "topic")
+
+    def __init__(self, entry: Entry, identity, document: dict, topic: str):
+        self.entry = entry
+        self.identity = identity
+        self.document = document
+        self.topic = topic
 
 
 class MessagesHandler:
@@ -54,9 +87,13 @@ class MessagesHandler:
         self.mailbox = context.mailbox
         self.options = options
         self.actiondir = actiondir
-        self.backlog = Backlog()
+        self.backlog = Backlog(options.order)
+        self.unscanned: List[str] = []     # found by a scan, not read yet (reversed)
+        self.scan_timer = None
         self.inflight: Dict[int, InFlight] = {}
         self.inflight_names: Set[str] = set()
+        self.generating: Optional[ProgramRun] = None
+        self.generating_name: Optional[str] = None
         self.attempts: Dict[str, int] = {}
         self.suspects: Set[str] = set()
         self.link_up = False
@@ -64,19 +101,48 @@ class MessagesHandler:
         self.jam_timer = None
 
     # -- arrivals ---------------------------------------------------------------------
-    def arrived(self, name: str) -> None:
-        if name in self.inflight_names:
-            return  # replaced while in flight: noticed when it is acknowledged
-        if self.backlog.add(name):
-            self.pump()
+    def _learn(self, name: str) -> bool:
+        """Read new/NAME to queue it by its mtime and priority fields; True if queued."""
+        if name in self.inflight_names or name == self.generating_name:
+            return False  # replaced while being published: noticed when acknowledged
+        try:
+            data, identity = self.actiondir.read(name, MAX_FILE)
+        except FileNotFoundError:
+            return False
+        except (OSError, ValueError) as error:
+            self._give_up(name, f"cannot read: {error}")
+            return False
+        priority, slot = peek_priority(data)
+        self.backlog.add(Entry(name, identity[1], priority, slot))
+        return True
 
     def rescan(self) -> None:
-        for name in self.actiondir.scan():
-            self.arrived(name)
+        """Queue every file waiting in new/ (at start, and after an inotify overflow);
+        nothing is published until all of them are read."""
+        self.unscanned = self.actiondir.scan()
+        self.unscanned.reverse()
+        if self.scan_timer is None:
+            self._scan_some()
+
+    def _scan_some(self) -> None:
+        self.scan_timer = None
+        deadline = self.loop.clock() + SCAN_SLICE
+        while self.unscanned:
+            for _ in range(min(64, len(self.unscanned))):
+                self._learn(self.unscanned.pop())
+            if self.loop.clock() >= deadline:
+                break
+        if self.unscanned:
+            self.scan_timer = self.loop.call_later(0, self._scan_some)
+        else:
+            self.pump()
 
     def on_inotify(self) -> None:
-        for name in self.actiondir.arrivals(self.rescan):
-            self.arrived(name)
+        # Learn every name of the batch before sending any: a prioritised file that
+        # arrived with others goes first.
+        learned = [self._learn(name) for name in self.actiondir.arrivals(self.rescan)]
+        if any(learned):
+            self.pump()
 
     # -- sending ------------------------------------------------------------------------
     @property
@@ -84,21 +150,22 @@ class MessagesHandler:
         return 1 if self.suspects else self.options.concurrency
 
     def pump(self) -> None:
-        while self.link_up and len(self.inflight) < self.window:
-            name = self._next_name()
-            if name is None:
+        while (self.link_up and not self.unscanned and self.generating is None
+               and len(self.inflight) < self.window):
+            entry = self._next_entry()
+            if entry is None:
                 break
-            self._send(name)
+            self._send(entry)
         self._watch_jam()
 
-    def _next_name(self):
+    def _next_entry(self) -> Optional[Entry]:
         for name in sorted(self.suspects):
             if name in self.backlog:
-                self.backlog.discard(name)
-                return name
+                return self.backlog.take(name)
         return self.backlog.pop()
 
-    def _send(self, name: str) -> None:
+    def _send(self, entry: Entry) -> None:
+        name = entry.name
         try:
             data, identity = self.actiondir.read(name, MAX_FILE)
         except FileNotFoundError:
@@ -108,34 +175,102 @@ class MessagesHandler:
             self._give_up(name, f"cannot read: {error}")
             return
         try:
-            message = parse_message(data)
+            document = read_document(data)
+            topic = full_topic(document, self.options.topic_prefix, self.options.topic_suffix)
         except BadMessage as error:
             self._give_up(name, str(error))
             return
+        outgoing = Outgoing(entry, identity, document, topic)
+        if self.options.letterhead_generator:
+            self._generate_letterhead(outgoing)
+        elif self.options.letterhead_file:
+            self._read_letterhead(outgoing)
+        else:
+            self._publish(outgoing, None)
+
+    def _read_letterhead(self, outgoing: Outgoing) -> None:
+        path = self.options.letterhead_file
+        try:
+            with open(path, "rb") as letterhead_file:
+                data = letterhead_file.read(MAX_FILE + 1)
+            if len(data) > MAX_FILE:
+                raise BadLetterhead(f"over {MAX_FILE} bytes")
+            letterhead = parse_letterhead(data)
+        except OSError as error:
+            self._retry(outgoing.entry, f"letterhead file {path}: {error.strerror or error}",
+                        charge=True)
+            return
+        except BadLetterhead as error:
+            self._retry(outgoing.entry, f"letterhead file {path}: {error}", charge=True)
+            return
+        self._publish(outgoing, letterhead)
+
+    def _generate_letterhead(self, outgoing: Outgoing) -> None:
+        entry = outgoing.entry
+        priority, slot = priority_fields(outgoing.document)
+        env = generator_environment(
+            os.environ, topic=outgoing.topic, path=self.actiondir.path_of(entry.name),
+            mtime_ns=outgoing.identity[1], priority=priority, slot=slot,
+            was_prioritised=entry.prioritised)
+        self.generating_name = entry.name
+        self.generating = ProgramRun(
+            self.loop, self.options.letterhead_generator, env, LETTERHEAD_TIME_LIMIT,
+            MAX_FILE, lambda output, failure: self._generated(outgoing, output, failure))
+
+    def _generated(self, outgoing: Outgoing, output: Optional[bytes],
+                   failure: Optional[str]) -> None:
+        self.generating = self.generating_name = None
+        letterhead = None
+        if failure is None:
+            try:
+                letterhead = parse_letterhead(output)
+            except BadLetterhead as error:
+                failure = f"its output: {error}"
+        if failure is not None:
+            self._retry(outgoing.entry, f"letterhead generator: {failure}", charge=True)
+        elif not self.link_up:
+            self.backlog.add(outgoing.entry)  # published after the reconnect
+        else:
+            self._publish(outgoing, letterhead)
+        self.pump()
+
+    def _publish(self, outgoing: Outgoing, letterhead: Optional[dict]) -> None:
+        name = outgoing.entry.name
+        document = outgoing.document if letterhead is None else merge(
+            letterhead, outgoing.document)
+        try:
+            message = build_message(document, outgoing.topic)
+        except BadMessage as error:
+            self._give_up(name, str(error))
+            return
+        if message.warning:
+            log.warning("%s: %s", name, message.warning)
         request_id = next(self.ids)
-        self.inflight[request_id] = InFlight(name, identity, self.loop.clock())
+        self.inflight[request_id] = InFlight(outgoing.entry, outgoing.identity,
+                                             self.loop.clock())
         self.inflight_names.add(name)
         self.mailbox.send(LINK, Publish(id=request_id, topic=message.topic,
                                         payload=message.payload, qos=message.qos))
 
     # -- outcomes -----------------------------------------------------------------------
     def on_published(self, sender: str, reply: Published) -> None:
-        entry = self._land(reply.id)
-        if entry is None:
+        landed = self._land(reply.id)
+        if landed is None:
             return
-        replaced = self.actiondir.identity(entry.name) not in (entry.identity, None)
+        name = landed.entry.name
+        replaced = self.actiondir.identity(name) not in (landed.identity, None)
         if not replaced:
-            self.actiondir.remove(entry.name)
-        self._forget(entry.name)
+            self.actiondir.remove(name)
+        self._forget(name)
         if replaced:
-            self.arrived(entry.name)  # a new file took the name meanwhile: send it too
+            self._learn(name)  # a new file took the name meanwhile: send it too
         self.pump()
 
     def on_publish_failed(self, sender: str, reply: PublishFailed) -> None:
-        entry = self._land(reply.id)
-        if entry is None:
+        landed = self._land(reply.id)
+        if landed is None:
             return
-        self._retry(entry.name, reply.reason, charge=reply.charge)
+        self._retry(landed.entry, reply.reason, charge=reply.charge)
         self.pump()
 
     def on_link_state(self, sender: str, state: LinkState) -> None:
@@ -143,38 +278,35 @@ class MessagesHandler:
             return
         self.link_up = state.up
         if not state.up and self.inflight:
-            entries = list(self.inflight.values())
-            lost = [entry.name for entry in entries]
-            for request_id in list(self.inflight):
-                self._land(request_id)
-            if len(lost) == 1:
-                recent = self.loop.clock() - entries[0].sent_at < POISON_WINDOW
-                self._retry(lost[0], "the connection dropped while it was in flight",
+            landed = [self._land(request_id) for request_id in list(self.inflight)]
+            if len(landed) == 1:
+                recent = self.loop.clock() - landed[0].sent_at < POISON_WINDOW
+                self._retry(landed[0].entry, "the connection dropped while it was in flight",
                             charge=recent)
             else:
-                self.suspects.update(lost)
-                for name in lost:
-                    self.backlog.add(name)
+                for flight in landed:
+                    self.suspects.add(flight.entry.name)
+                    self.backlog.add(flight.entry)
         self.pump()
 
-    def _land(self, request_id: int):
-        entry = self.inflight.pop(request_id, None)
-        if entry is not None:
-            self.inflight_names.discard(entry.name)
+    def _land(self, request_id: int) -> Optional[InFlight]:
+        flight = self.inflight.pop(request_id, None)
+        if flight is not None:
+            self.inflight_names.discard(flight.entry.name)
             if self.jam_timer is not None:
                 self.jam_timer.cancel()
                 self.jam_timer = None
-        return entry
+        return flight
 
-    def _retry(self, name: str, reason: str, charge: bool) -> None:
+    def _retry(self, entry: Entry, reason: str, charge: bool) -> None:
         if charge:
-            attempts = self.attempts.get(name, 0) + 1
-            self.attempts[name] = attempts
+            attempts = self.attempts.get(entry.name, 0) + 1
+            self.attempts[entry.name] = attempts
             if attempts > self.options.retries:
-                self._give_up(name, f"{reason} (after {attempts} attempts)")
+                self._give_up(entry.name, f"{reason} (after {attempts} attempts)")
                 return
-            log.info("%s: %s; will retry", name, reason)
-        self.backlog.add(name)
+            log.info("%s: %s; will retry", entry.name, reason)
+        self.backlog.add(entry)
 
     def _give_up(self, name: str, reason: str) -> None:
         self.actiondir.fail(name, reason)
@@ -198,3 +330,8 @@ class MessagesHandler:
         log.error("queue jammed: %d messages unacknowledged for %g s; exiting",
                   len(self.inflight), self.options.jam_timeout)
         self.loop.stop(1)
+
+    def close(self) -> None:
+        if self.generating is not None:
+            self.generating.cancel()
+            self.generating = self.generating_name = None

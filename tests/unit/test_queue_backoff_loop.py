@@ -1,32 +1,8 @@
 import os
 import signal
 
-from hypothesis import given, strategies as st
-
 from chariotd.broker_link import backoff
 from chariotd.loop import Loop
-from chariotd.watchers.queue import Backlog
-
-
-@given(st.lists(st.text(min_size=1, max_size=5)))
-def test_backlog_hands_out_each_name_once_in_lexical_order(names):
-    backlog = Backlog()
-    for name in names:
-        backlog.add(name)
-    out = []
-    while (name := backlog.pop()) is not None:
-        out.append(name)
-    assert out == sorted(set(names))
-
-
-def test_backlog_discard_and_readd():
-    backlog = Backlog()
-    for name in "cab":
-        backlog.add(name)
-    backlog.discard("a")
-    assert "a" not in backlog and len(backlog) == 2
-    assert backlog.add("a") and not backlog.add("a")
-    assert [backlog.pop() for _ in range(4)] == ["a", "b", "c", None]
 
 
 def test_backoff_is_full_jitter_and_capped():

@@ -1,0 +1,91 @@
+"""Letterheads (pure): the JSON object a message is merged on top of right before it
+is published, from `--letterhead-file` or from the output of `--letterhead-generator`.
+
+Merging is deep: where both sides hold an object the two are merged key by key, and
+everywhere else the message's value wins. A letterhead cannot set `priority` or
+`priority_slot` (the backlog was ordered before it was loaded): those keys are dropped.
+The generator sees the message through its environment (`generator_environment`) and
+nothing else of ours: no secrets are inherited.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Dict, Mapping, Optional
+
+from chariotd.watchers.message_file import BadMessage, Number, Slot, decode_json
+
+# What a generator inherits from our environment; everything else (credentials, tokens,
+# whatever the supervisor was started with) stays with us.
+INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TZ")
+IGNORED_KEYS = ("priority", "priority_slot")
+
+
+class BadLetterhead(ValueError):
+    pass
+
+
+def parse_letterhead(data: bytes) -> dict:
+    """A letterhead from its JSON bytes (priority keys dropped), or raise BadLetterhead."""
+    try:
+        letterhead = decode_json(data)
+    except BadMessage as error:
+        raise BadLetterhead(str(error)) from None
+    if not isinstance(letterhead, dict):
+        raise BadLetterhead(f"a letterhead is a JSON object, not {type(letterhead).__name__}")
+    for key in IGNORED_KEYS:
+        letterhead.pop(key, None)
+    return letterhead
+
+
+def merge(letterhead: dict, message: dict) -> dict:
+    """MESSAGE merged on top of LETTERHEAD (a new object; neither is changed)."""
+    merged = dict(letterhead)
+    for key, value in message.items():
+        below = merged.get(key)
+        if isinstance(value, dict) and isinstance(below, dict):
+            merged[key] = merge(below, value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _text(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def generator_environment(inherited: Mapping[str, str], *, topic: str, path: str,
+                          mtime_ns: int, priority: Optional[Number], slot: Optional[Slot],
+                          was_prioritised: bool) -> Dict[str, str]:
+    """The whole environment of a letterhead generator run (EXTENSIONS A):
+
+    MESSAGE_TOPIC            the topic after prefix and suffix
+    MESSAGE_FILENAME         the file's path in new/
+    MESSAGE_TIMESTAMP        its mtime, ms since the epoch with the fraction (1712.345678)
+    MESSAGE_TIMESTAMP_S      its mtime, whole seconds
+    MESSAGE_PRIORITY         its priority; 1 for a slot message with none; else empty
+    MESSAGE_PRIORITY_SLOT    its slot, or empty
+    MESSAGE_WAS_PRIORITISED  1 when it came from the priority queue, else empty
+
+    plus PATH (a default when we have none), HOME, LANG, LC_ALL and TZ from INHERITED.
+    """
+    env = {name: inherited[name] for name in INHERITED if name in inherited}
+    env.setdefault("PATH", os.defpath)
+    if priority is None and slot is not None:
+        priority = 1
+    env.update(
+        MESSAGE_TOPIC=topic,
+        MESSAGE_FILENAME=path,
+        MESSAGE_TIMESTAMP=f"{mtime_ns // 10**6}.{mtime_ns % 10**6:06d}",
+        MESSAGE_TIMESTAMP_S=str(mtime_ns // 10**9),
+        MESSAGE_PRIORITY=_text(priority),
+        MESSAGE_PRIORITY_SLOT=_text(slot),
+        MESSAGE_WAS_PRIORITISED="1" if was_prioritised else "",
+    )
+    return env
