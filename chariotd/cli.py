@@ -73,6 +73,18 @@ class Config:
     empty_array_as_delete_request: bool = False
     log_level: str = "info"
 
+    def shadow_targets(self) -> List[ThingShadow]:
+        """Every shadow chariotd keeps in step, in the order first named."""
+        targets: List[ThingShadow] = []
+        for target, _ in self.services + self.updates + self.defaultshadow:
+            if target not in targets:
+                targets.append(target)
+        return targets
+
+    @property
+    def wants_applier(self) -> bool:
+        return bool(self.shadow_targets() or self.commands)
+
 
 # Per-directory message options (EXTENSIONS A): option name -> (MessageDir field, parser,
 # help). Each exists as --default-NAME=VALUE and --NAME=DIR:VALUE.
@@ -126,9 +138,8 @@ MESSAGE_OPTIONS = {
 # Flags accepted with their original spelling whose capability is not built yet. They
 # are refused with "not supported yet" rather than silently ignored.
 NOT_SUPPORTED_YET = {
-    "fleetprov", "services", "updates", "defaultshadow", "commands",
+    "fleetprov",
     "subscribe_write", "subscribe_exec", "tunnelmappings", "tunnelproxy", "tunnelcadir",
-    "empty_array_as_delete_request",
 }
 
 

@@ -10,7 +10,7 @@ from typing import List, Optional
 from chariotd import cli, log
 from chariotd.certstore import Certstore, CertstoreError
 from chariotd.cli import Config, ConfigError
-from chariotd.runtime import LINK, Role
+from chariotd.runtime import APPLIER, LINK, Role
 
 ACTION_SUBDIRS = ("tmp", "new", "failed")
 
@@ -41,16 +41,32 @@ def validate(config: Config) -> None:
         raise ConfigError(f"--certstore: {error}") from None
     for message_dir in config.messages:
         prepare_action_dir(message_dir.path, "messages")
+    for _, path in config.updates:
+        prepare_action_dir(path, "updates")
+    if config.commands:
+        prepare_action_dir(config.commands, "commands")
+    for target, directory in config.services:
+        if not os.path.isdir(directory):
+            raise ConfigError(f"--services={target}:{directory}: not a directory")
 
 
 def build_roles(config: Config) -> List[Role]:
     from chariotd.broker_link.main import run as run_link
-    from chariotd.watchers.main import run_messages
+    from chariotd.services.main import run as run_applier
+    from chariotd.watchers.main import run_commands, run_messages, run_updates
 
     roles = [Role(LINK, "chariotd: link", "link", run_link)]
+    if config.wants_applier:
+        roles.append(Role(APPLIER, "chariotd: applier", "applier", run_applier))
     for index, message_dir in enumerate(config.messages):
         roles.append(Role(f"msg{index}", f"chariotd: watch messages {message_dir.path}",
                           f"watch {message_dir.path}", run_messages, message_dir))
+    for index, (target, path) in enumerate(config.updates):
+        roles.append(Role(f"upd{index}", f"chariotd: watch updates {target} {path}",
+                          f"watch {path}", run_updates, (target, path)))
+    if config.commands:
+        roles.append(Role("cmd", f"chariotd: watch commands {config.commands}",
+                          f"watch {config.commands}", run_commands, config.commands))
     return roles
 
 

@@ -26,7 +26,7 @@ from typing import Dict, List, Optional
 from chariotd.cli import Config
 from chariotd.ipc.messages import LinkHeartbeat, LinkState
 from chariotd.loop import Loop
-from chariotd.runtime import Role, RoleContext, child_main
+from chariotd.runtime import APPLIER, Role, RoleContext, child_main
 from chariotd.sdnotify import Notifier
 
 log = logging.getLogger(__name__)
@@ -156,7 +156,7 @@ class Supervisor:
         loop.on_signal(signal.SIGCHLD, self.reap)
         loop.on_signal(signal.SIGTERM, lambda: self.stop("SIGTERM", 0))
         loop.on_signal(signal.SIGINT, lambda: self.stop("SIGINT", 0))
-        loop.on_signal(signal.SIGHUP, lambda: log.info("SIGHUP: nothing to refetch yet"))
+        loop.on_signal(signal.SIGHUP, self.refetch)
         try:
             self.start()
             self.reap()  # a child may have died before the handler was in place
@@ -199,6 +199,15 @@ class Supervisor:
         self.kill_all(signal.SIGTERM)
         self.kill_timer = self.loop.call_later(GRACE, lambda: self.kill_all(signal.SIGKILL))
         self.reap()
+
+    def refetch(self) -> None:
+        """SIGHUP: the applier refetches every shadow (it handles its own SIGHUP)."""
+        for pid, role in self.children.items():
+            if role.id == APPLIER:
+                log.info("SIGHUP: asking the applier to refetch the shadows")
+                os.kill(pid, signal.SIGHUP)
+                return
+        log.info("SIGHUP: no shadow to refetch")
 
     def kill_all(self, signum: int) -> None:
         for pid, role in list(self.children.items()):

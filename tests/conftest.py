@@ -91,3 +91,13 @@ def daemons():
 @pytest.fixture
 def base_args(test_pki, certstore):
     return ["--clientid=dev1", f"--cacert={test_pki.cafile}", f"--certstore={certstore}"]
+
+
+@pytest.fixture
+def sim(tmp_path):
+    """chariotd-sim (Mosquitto + the shadow and provisioning services) on a free port."""
+    from chariotd.sim import Simulator
+
+    simulator = Simulator(tmp_path / "sim", port=0).start()
+    yield simulator
+    simulator.stop()

@@ -27,7 +27,8 @@ def wait_until(predicate: Callable[[], object], timeout: float = 10.0, interval:
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+            text = message() if callable(message) else message
+            raise AssertionError(f"timed out after {timeout}s waiting for {text}")
         time.sleep(interval)
 
 
@@ -143,7 +144,8 @@ class Daemon:
     def wait_log(self, pattern: str, timeout: float = 10.0):
         regex = re.compile(pattern)
         return wait_until(lambda: regex.search(self.log()), timeout,
-                          message=f"log line matching {pattern!r}\n--- log:\n" + self.log())
+                          message=lambda: f"log line matching {pattern!r}\n--- log:\n"
+                          + self.log())
 
     def wait_connected(self, timeout: float = 10.0):
         return self.wait_log(r"link: connected to", timeout)

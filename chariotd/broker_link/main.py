@@ -17,14 +17,18 @@ from typing import Dict, Optional, Tuple
 import paho.mqtt.client as mqtt
 
 from chariotd.broker_link import backoff
+from chariotd.broker_link.routes import Router
 from chariotd.broker_link.session import new_client
+from chariotd.broker_link.shadow_topics import request_topic
 from chariotd.certstore import Certstore, CertstoreError
-from chariotd.ipc.messages import LinkHeartbeat, LinkState, Publish, Published, PublishFailed
+from chariotd.cli import ThingShadow
+from chariotd.ipc.messages import (LinkHeartbeat, LinkState, Publish, Published,
+                                   PublishFailed, ShadowRequest)
 from chariotd.runtime import RoleContext
 
 log = logging.getLogger(__name__)
 
-WAITING, CONNECTING, UP = "waiting", "connecting", "up"
+WAITING, CONNECTING, SUBSCRIBING, UP = "waiting", "connecting", "subscribing", "up"
 
 MAX_FAILURES = 5
 NO_CERTIFICATE_PAUSE = 10.0
@@ -41,6 +45,7 @@ class Link:
         self.clock = clock
         self.certstore = Certstore(self.config.certstore)
         self.host, self.port = self.certstore.endpoint()
+        self.router = Router(self.config, self.mailbox)
         self.state = WAITING
         self.state_since = clock()
         self.failures = 0
@@ -108,6 +113,8 @@ class Link:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
+        client.on_subscribe = self._on_subscribe
+        client.on_message = self._on_message
         client.on_socket_close = self._on_socket_close
         self.client = client
         self._enter(CONNECTING)
@@ -119,7 +126,10 @@ class Link:
             self.client = None
             self._failed(f"cannot connect to {self.host}:{self.port}: {error}")
             return
-        self.fd = client.socket().fileno()
+        sock = client.socket()
+        if self.client is not client or sock is None:
+            return  # refused while sending CONNECT: the disconnect callback handled it
+        self.fd = sock.fileno()
         self.loop.add_reader(self.fd, self._readable)
         self.connack_timer = self.loop.call_later(CONNACK_TIMEOUT, self._connack_timeout)
         self._schedule_misc()
@@ -166,7 +176,17 @@ class Link:
             return
         self.failures = 0
         log.info("connected to %s:%d as %s", self.host, self.port, self.config.clientid)
-        self._enter(UP)
+        if self.router.subscribe(client):
+            self._enter(UP)
+        else:
+            self._enter(SUBSCRIBING)
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        if client is self.client and self.router.subscribed(mid, reason_codes):
+            self._enter(UP)
+
+    def _on_message(self, client, userdata, message) -> None:
+        self.router.route(message.topic, message.payload)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         if client is self.client:
@@ -197,7 +217,7 @@ class Link:
         self.client = None
         self.inflight.clear()
         self.early_acks.clear()
-        if was == UP:
+        if was in (UP, SUBSCRIBING):
             log.warning("%s", reason)
             self._enter(WAITING)
             self.loop.call_later(
@@ -263,6 +283,13 @@ class Link:
         else:
             self.inflight[info.mid] = (sender, request.id)
 
+    def shadow_request(self, sender: str, request: ShadowRequest) -> None:
+        if self.state != UP or self.client is None:
+            log.debug("link down: dropped a shadow %s request", request.action)
+            return  # the applier fetches again when the link comes back
+        topic = request_topic(ThingShadow(request.thing, request.shadow), request.action)
+        self.client.publish(topic, request.payload, qos=1)
+
     def stop(self) -> None:
         client, self.client = self.client, None
         if client is not None and self.state == UP:
@@ -274,7 +301,9 @@ def run(context: RoleContext) -> int:
     link = Link(context)
     context.loop.after_each(link.after_each_pass)
     context.loop.add_reader(context.mailbox.socket,
-                            lambda: context.mailbox.dispatch({Publish: link.publish}))
+                            lambda: context.mailbox.dispatch({
+                                Publish: link.publish,
+                                ShadowRequest: link.shadow_request}))
     link.start()
     if context.parent_mailbox and context.heartbeat_interval:
         link.heartbeat()

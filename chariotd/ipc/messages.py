@@ -24,6 +24,7 @@ def _kind(op: str):
         cls = dataclasses.dataclass(frozen=True)(cls)
         cls.op = op
         cls.field_names = tuple(f.name for f in dataclasses.fields(cls))
+        assert not {"op", "from"} & set(cls.field_names), "op and from name the frame"
         cls.required = frozenset(
             f.name for f in dataclasses.fields(cls)
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
@@ -75,6 +76,63 @@ class LinkHeartbeat:
     turning. The parent pings systemd's watchdog only on a healthy heartbeat."""
     up: bool
     healthy: bool
+
+
+# -- device shadow: applier <-> link ------------------------------------------------------
+
+@_kind("shadow_request")
+class ShadowRequest:
+    """applier -> link: publish PAYLOAD (JSON text the applier built) to the shadow's
+    ACTION topic (`get`, `update` or `delete`); SHADOW is None for the classic shadow."""
+    thing: str
+    shadow: Optional[str]
+    action: str
+    payload: bytes
+
+
+@_kind("shadow_response")
+class ShadowResponse:
+    """link -> applier: a message on one of a shadow's response topics, e.g. ACTION
+    `get` with STATUS `accepted`, or ACTION `update` with STATUS `delta`."""
+    thing: str
+    shadow: Optional[str]
+    action: str
+    status: str
+    payload: bytes
+
+
+# -- action-directory requests: watchers -> the role that owns them ----------------------
+
+@_kind("local_update")
+class LocalUpdate:
+    """updates watcher -> applier: the file for shadow KEY (its raw content); answered
+    by applied or rejected once the request is finished."""
+    id: int
+    thing: str
+    shadow: Optional[str]
+    key: str
+    data: bytes
+
+
+@_kind("command")
+class Command:
+    """commands watcher -> the owning role: command NAME with the file's content."""
+    id: int
+    name: str
+    data: bytes
+
+
+@_kind("applied")
+class Applied:
+    """owner -> watcher: request ID is finished; its file may leave new/."""
+    id: int
+
+
+@_kind("rejected")
+class Rejected:
+    """owner -> watcher: request ID cannot be done; its file goes to failed/."""
+    id: int
+    reason: str
 
 
 def _check_type(value: Any, expected: Any) -> bool:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from chariotd.ipc.messages import LinkState, Published, PublishFailed
+from chariotd.ipc.messages import Applied, LinkState, Published, PublishFailed, Rejected
 from chariotd.runtime import RoleContext
 from chariotd.watchers.actiondir import ActionDir
 from chariotd.watchers.messages import MessagesHandler
+from chariotd.watchers.requests import RequestsHandler, command_route, update_route
+
+REQUESTS_KEEP_FAILED = 100
 
 
 def run_messages(context: RoleContext) -> int:
@@ -26,3 +29,30 @@ def run_messages(context: RoleContext) -> int:
     finally:
         handler.close()
         actiondir.close()
+
+
+def _run_requests(context: RoleContext, path: str, route) -> int:
+    actiondir = ActionDir(path, REQUESTS_KEEP_FAILED)
+    handler = RequestsHandler(context, actiondir, route)
+    loop, mailbox = context.loop, context.mailbox
+    loop.add_reader(actiondir.fileno(), handler.on_inotify)
+    loop.add_reader(mailbox.socket, lambda: mailbox.dispatch({
+        Applied: handler.on_applied,
+        Rejected: handler.on_rejected,
+        LinkState: lambda sender, state: None,
+    }))
+    actiondir.prune_failed()
+    handler.rescan()
+    try:
+        return loop.run()
+    finally:
+        actiondir.close()
+
+
+def run_updates(context: RoleContext) -> int:
+    target, path = context.role.options
+    return _run_requests(context, path, update_route(target.thing, target.shadow))
+
+
+def run_commands(context: RoleContext) -> int:
+    return _run_requests(context, context.role.options, command_route)

@@ -26,7 +26,9 @@ def good(test_pki, tmp_path):
 CASES = [
     ([], "--clientid is required"),
     (["--clientid=x"], "--cacert is required"),
-    (["@good", "--services=MyThing:/tmp/x"], "--services is not supported yet"),
+    (["@good", "--services=MyThing:@tmp/nowhere"], "not a directory"),
+    (["@good", "--services=bad thing:/tmp"], "is not a valid thing name"),
+    (["@good", "--updates=MyThing"], "expected THING:VALUE"),
     (["@good", "--fleetprov=/tmp/fp.json"], "--fleetprov is not supported yet"),
     (["@good", "--messages=/tmp/m", "--message-order=/tmp/m:random"],
      "--message-order=/tmp/m:random: must be one of lexical, reverse-lexical"),

@@ -2,8 +2,10 @@ import msgpack
 import pytest
 from hypothesis import given, strategies as st
 
-from chariotd.ipc.messages import (KINDS, BadFrame, LinkHeartbeat, LinkState, Publish,
-                                   Published, PublishFailed, decode, encode)
+from chariotd.ipc.messages import (KINDS, Applied, BadFrame, Command, LinkHeartbeat,
+                                   LinkState, LocalUpdate, Publish, Published,
+                                   PublishFailed, Rejected, ShadowRequest, ShadowResponse,
+                                   decode, encode)
 
 EXAMPLES = [
     Publish(id=1, topic="a/b", payload=b"\x00\xff", qos=1),
@@ -12,6 +14,13 @@ EXAMPLES = [
     PublishFailed(id=7, reason="link is down", charge=False),
     LinkState(up=True, client_id="dev1"),
     LinkHeartbeat(up=False, healthy=True),
+    ShadowRequest(thing="T", shadow=None, action="get", payload=b'{"clientToken":"x"}'),
+    ShadowRequest(thing="T", shadow="cfg", action="update", payload=b"{}"),
+    ShadowResponse(thing="T", shadow=None, action="update", status="delta", payload=b"{}"),
+    LocalUpdate(id=3, thing="T", shadow=None, key="foo", data=b"{}"),
+    Command(id=4, name="refetch", data=b""),
+    Applied(id=3),
+    Rejected(id=4, reason="unknown command"),
 ]
 
 
@@ -46,6 +55,10 @@ def frame(**fields):
     (frame(op="publish", id=1, topic="t", payload="text", qos=1, **{"from": "x"}),
      "field 'payload' has type str"),
     (frame(op="link_state", up=1, **{"from": "x"}), "field 'up' has type int"),
+    (frame(op="shadow_request", thing="T", shadow=3, op_="x", **{"from": "x"}),
+     "unknown fields ['op_']"),
+    (frame(op="shadow_response", thing="T", shadow=None, status="accepted", payload=b"",
+           **{"from": "x"}), "missing fields ['action']"),
     (frame(op="link_heartbeat", up=True, **{"from": "x"}), "missing fields ['healthy']"),
 ])
 def test_bad_frames_are_refused(data, reason):

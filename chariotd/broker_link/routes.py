@@ -1,0 +1,56 @@
+"""What the link subscribes to on every connection, and where what arrives goes.
+
+Subscriptions are made after each CONNACK (the session is clean); the link counts as
+up for the other roles only once every SUBACK is in, so that no request is sent
+before its responses can be received.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Dict, List, Optional
+
+from chariotd.broker_link.shadow_topics import batches, parse_response_topic, response_filters
+from chariotd.cli import Config
+from chariotd.ipc.messages import ShadowResponse
+from chariotd.runtime import APPLIER
+
+log = logging.getLogger(__name__)
+
+
+class Router:
+    def __init__(self, config: Config, mailbox):
+        self.mailbox = mailbox
+        self.targets = set(config.shadow_targets())
+        self.filters: List[str] = [f for target in config.shadow_targets()
+                                   for f in response_filters(target)]
+        self.waiting: Dict[int, List[str]] = {}
+
+    def subscribe(self, client) -> bool:
+        """Subscribe everything; True when there is nothing to wait for."""
+        self.waiting.clear()
+        for batch in batches(self.filters):
+            result, mid = client.subscribe([(topic, 1) for topic in batch])
+            if mid is not None:
+                self.waiting[mid] = batch
+        return not self.waiting
+
+    def subscribed(self, mid: int, reason_codes) -> bool:
+        """A SUBACK arrived; True when it was the last one awaited."""
+        batch = self.waiting.pop(mid, None)
+        if batch is None:
+            return False
+        for topic, code in zip(batch, reason_codes):
+            if code.is_failure:
+                log.error("subscription to %s refused: %s", topic, code)
+        return not self.waiting
+
+    def route(self, topic: str, payload: bytes) -> None:
+        parsed = parse_response_topic(topic)
+        if parsed is not None and parsed[0] in self.targets:
+            target, action, status = parsed
+            self.mailbox.send(APPLIER, ShadowResponse(
+                thing=target.thing, shadow=target.shadow, action=action, status=status,
+                payload=payload))
+            return
+        log.debug("ignored a message on %s", topic)

@@ -1,0 +1,43 @@
+"""Reading and writing service outfiles (crash-safe: temp file, fsync, rename)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+from typing import Optional
+
+from chariotd.fsutil import write_file_atomic
+
+log = logging.getLogger(__name__)
+
+MAX_OUTFILE = 1 << 20
+
+
+def read_text(path: str) -> Optional[str]:
+    """The outfile's text, or None when it does not exist or cannot be read."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_OUTFILE + 1)
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        log.warning("cannot read %s: %s", path, error.strerror)
+        return None
+    if len(data) > MAX_OUTFILE:
+        log.warning("%s is larger than %d bytes; treated as unreadable", path, MAX_OUTFILE)
+        return None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        log.warning("%s is not UTF-8 text; treated as unreadable", path)
+        return None
+
+
+def write_text(path: str, text: str) -> None:
+    """Replace PATH with TEXT atomically, keeping the old file's permission bits."""
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        mode = 0o644
+    write_file_atomic(path, text.encode("utf-8"), mode=mode)

@@ -1,0 +1,175 @@
+"""Run commands without ever blocking the poll loop: notify commands, the default
+shadow command, subscription handlers.
+
+Each command runs in its own session (so a timeout kills its whole process group),
+with `/` as working directory and an environment without the daemon's secrets. Its
+output pipes are read by the loop as data arrives; its exit is noticed on SIGCHLD.
+When both have happened, `on_done(Result)` is called.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional
+
+from chariotd.loop import Loop
+
+log = logging.getLogger(__name__)
+
+OUTPUT_LIMIT = 1 << 20  # bytes kept of a command's stdout or stderr
+
+# Never handed to a child: supervisor sockets and anything named like a secret.
+_DROPPED_PREFIXES = ("NOTIFY_SOCKET", "WATCHDOG_", "LISTEN_", "JOURNAL_STREAM",
+                     "CHARIOTD_", "AWS_")
+_SECRET_WORDS = ("TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "PRIVATE")
+
+
+def child_environment(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+    env = {name: value for name, value in os.environ.items()
+           if not name.startswith(_DROPPED_PREFIXES)
+           and not any(word in name.upper() for word in _SECRET_WORDS)}
+    env.setdefault("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    env.update(extra or {})
+    return env
+
+
+@dataclass
+class Result:
+    status: Optional[int]  # exit status, or -N when killed by signal N
+    stdout: bytes
+    stderr: bytes
+    timed_out: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 0 and not self.timed_out
+
+    def describe(self) -> str:
+        if self.timed_out:
+            return "timed out and was killed"
+        if self.status is not None and self.status < 0:
+            return f"was killed by signal {-self.status}"
+        return f"exited with status {self.status}"
+
+
+class _Child:
+    def __init__(self, process: subprocess.Popen, on_done, stdin: bytes):
+        self.process = process
+        self.on_done = on_done
+        self.output: Dict[int, List[bytes]] = {}
+        self.sizes: Dict[int, int] = {}
+        self.open_fds: List[int] = []
+        self.stdin = memoryview(stdin)
+        self.timed_out = False
+        self.timer = None
+        self.status: Optional[int] = None
+
+
+class Spawner:
+    """Owns SIGCHLD in its process: every command is started through it."""
+
+    def __init__(self, loop: Loop):
+        self.loop = loop
+        self.children: Dict[int, _Child] = {}
+        loop.on_signal(signal.SIGCHLD, self.reap)
+
+    def run(self, argv: List[str], on_done: Callable[[Result], None], timeout: float,
+            stdin: bytes = b"", capture_stdout: bool = False,
+            env: Optional[Dict[str, str]] = None) -> Optional[int]:
+        """Start ARGV; returns its pid, or None (and on_done is called at once) when it
+        cannot be started."""
+        try:
+            process = subprocess.Popen(
+                argv, cwd="/", env=child_environment(env), start_new_session=True,
+                stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+                stdout=subprocess.PIPE if capture_stdout else subprocess.DEVNULL,
+                stderr=subprocess.PIPE)
+        except OSError as error:
+            on_done(Result(status=127, stdout=b"", stderr=str(error).encode()))
+            return None
+        child = _Child(process, on_done, stdin)
+        self.children[process.pid] = child
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                fd = stream.fileno()
+                os.set_blocking(fd, False)
+                child.output[fd], child.sizes[fd] = [], 0
+                child.open_fds.append(fd)
+                self.loop.add_reader(fd, lambda fd=fd, c=child: self._read(c, fd))
+        if process.stdin is not None:
+            os.set_blocking(process.stdin.fileno(), False)
+            self.loop.set_writer(process.stdin.fileno(), lambda c=child: self._write(c))
+        child.timer = self.loop.call_later(timeout, lambda c=child: self._timeout(c))
+        return process.pid
+
+    def _write(self, child: _Child) -> None:
+        fd = child.process.stdin.fileno()
+        try:
+            written = os.write(fd, child.stdin)
+            child.stdin = child.stdin[written:]
+        except BlockingIOError:
+            return
+        except OSError:  # the command closed its stdin: fine
+            child.stdin = memoryview(b"")
+        if not child.stdin:
+            self.loop.set_writer(fd, None)
+            child.process.stdin.close()
+
+    def _read(self, child: _Child, fd: int) -> None:
+        try:
+            data = os.read(fd, 65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if data:
+            if child.sizes[fd] < OUTPUT_LIMIT:
+                child.output[fd].append(data[:OUTPUT_LIMIT - child.sizes[fd]])
+            child.sizes[fd] += len(data)
+            return
+        self.loop.forget(fd)
+        child.open_fds.remove(fd)
+        self._maybe_done(child)
+
+    def _timeout(self, child: _Child) -> None:
+        if child.status is None:
+            child.timed_out = True
+            try:
+                os.killpg(child.process.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+    def reap(self) -> None:
+        for child in list(self.children.values()):
+            if child.status is None:
+                child.status = child.process.poll()
+                if child.status is not None:
+                    self._maybe_done(child)
+
+    def _maybe_done(self, child: _Child) -> None:
+        if child.status is None or child.open_fds:
+            return
+        self.children.pop(child.process.pid, None)
+        if child.timer is not None:
+            child.timer.cancel()
+        process = child.process
+        if process.stdin is not None and not process.stdin.closed:
+            self.loop.forget(process.stdin.fileno())
+            process.stdin.close()
+        stdout = b"".join(child.output[process.stdout.fileno()]) if process.stdout else b""
+        stderr = b"".join(child.output[process.stderr.fileno()]) if process.stderr else b""
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()
+        child.on_done(Result(child.status, stdout, stderr, child.timed_out))
+
+    def kill_all(self) -> None:
+        for child in self.children.values():
+            try:
+                os.killpg(child.process.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
