@@ -166,18 +166,6 @@ def test_abstract_notify_socket(daemons, base_args, tmp_path):
         sock.close()
 
 
-def test_journal_priorities_under_systemd(daemons, base_args, tmp_path):
-    daemon = daemons([*base_args, "--log-level=debug"], tmp_path,
-                     env={"JOURNAL_STREAM": "8:12345"})
-    daemon.wait_log(r"<6>link: connected to")
-    link = next(pid for pid in daemon.children() if cmdline(pid) == "chariotd: link")
-    os.kill(link, signal.SIGKILL)
-    assert daemon.wait_exit(5) == 1
-    lines = daemon.log().splitlines()
-    assert lines and all(line[:3] in ("<3>", "<4>", "<6>", "<7>") for line in lines), lines
-    assert any(line.startswith("<3>chariotd: error: link (pid ") for line in lines)
-
-
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None,
                     reason="systemd-analyze is not installed (apt package systemd)")
 def test_unit_file_verifies(tmp_path):
