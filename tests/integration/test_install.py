@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -59,3 +60,23 @@ def test_wheel_installs_and_runs_on_python_3_9_and_3_11(base_args, tmp_path):
         except ProcessLookupError:
             pass
         process.wait(5)
+
+
+def test_readme_and_service_files_agree():
+    readme = (REPO / "README.md").read_text()
+    unit = (REPO / "systemd" / "chariotd.service").read_text()
+    run = (REPO / "runit" / "chariotd" / "run").read_text()
+    example = (REPO / "runit" / "chariotd" / "conf.example").read_text()
+    assert "## Installing on a device" in readme
+    assert "ExecStart=/opt/chariotd/bin/chariotd $CHARIOTD_OPTS" in unit
+    assert "EnvironmentFile=/etc/default/chariotd" in unit
+    assert "/opt/chariotd/bin/chariotd" in readme and "/etc/default/chariotd" in readme
+    assert "/etc/default/chariotd" in run
+    # StateDirectory=chariotd is /var/lib/chariotd, the layout the README and example use.
+    assert "StateDirectory=chariotd" in unit
+    assert "--certstore=/var/lib/chariotd/certs" in readme
+    assert "--certstore=/var/lib/chariotd/certs" in example
+    # The example is plain NAME="value" lines, readable by sh and by EnvironmentFile=.
+    for line in example.splitlines():
+        assert line.startswith("#") or not line or re.match(r'^[A-Z_]+=("[^"$`\\]*"|\S*)$',
+                                                             line), line
