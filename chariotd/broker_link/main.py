@@ -79,9 +79,10 @@ class Link:
 
     # -- health, for the parent's systemd watchdog -------------------------------------
     def healthy(self) -> bool:
-        """False when CONNECTING has outlived its CONNACK deadline (a timer that
-        should have fired did not)."""
-        return not (self.state == CONNECTING
+        """False when CONNECTING (no CONNACK) or SUBSCRIBING (no SUBACK) has lasted
+        twice the CONNACK deadline: a timer that should have fired did not, or the
+        broker never answered. The parent then stops feeding systemd's watchdog."""
+        return not (self.state in (CONNECTING, SUBSCRIBING)
                     and self.clock() - self.state_since > 2 * CONNACK_TIMEOUT)
 
     def heartbeat(self) -> None:

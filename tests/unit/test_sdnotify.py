@@ -97,3 +97,19 @@ def test_a_vanished_systemd_is_logged_once(tmp_path, caplog):
         assert notifier.status("a") is False
         assert notifier.status("b") is False
     assert len(caplog.records) == 1 and "cannot notify systemd" in caplog.text
+
+
+def test_link_health_for_the_watchdog():
+    from chariotd.broker_link import main as link_main
+
+    link = object.__new__(link_main.Link)  # only the state and the clock matter here
+    now = [100.0]
+    link.clock = lambda: now[0]
+    deadline = 2 * link_main.CONNACK_TIMEOUT
+    for state in (link_main.WAITING, link_main.CONNECTING, link_main.SUBSCRIBING,
+                  link_main.UP):
+        link.state, link.state_since = state, now[0] - deadline + 1
+        assert link.healthy(), state
+        link.state_since = now[0] - deadline - 1
+        stuck = state in (link_main.CONNECTING, link_main.SUBSCRIBING)
+        assert link.healthy() is not stuck, state
