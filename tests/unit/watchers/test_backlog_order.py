@@ -208,7 +208,7 @@ operations = st.lists(st.one_of(arrivals, arrivals, st.just(("pop",)),
 
 def check_invariants(backlog):
     by_slot = {}
-    for name in list(backlog._waiting):
+    for name in backlog.names():
         entry = backlog.get(name)
         if entry.slot is not None:
             by_slot.setdefault((isinstance(entry.slot, str), entry.slot), []).append(entry)
@@ -236,7 +236,7 @@ def test_backlog_matches_the_reference_model(order, ops):
             popped = backlog.pop()
             assert (None if popped is None else (popped.name, popped.prioritised)) == model.pop()
         check_invariants(backlog)
-        assert sorted(backlog._waiting) == sorted(model.waiting)
+        assert sorted(backlog.names()) == sorted(model.waiting)
     while model.waiting:
         popped = backlog.pop()
         assert (popped.name, popped.prioritised) == model.pop()
