@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import ssl
 import time
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import paho.mqtt.client as mqtt
 
@@ -54,6 +54,7 @@ class Link:
         self.certificate = None
         self.inflight: Dict[int, Tuple[str, int]] = {}  # mid -> (sender, request id)
         self.early_acks = set()
+        self.acks: Dict[str, List[int]] = {}  # acknowledged this pass, per watcher
         self.last_connect = -MIN_CONNECT_INTERVAL
         self.connack_timer = None
         self.misc_timer = None
@@ -204,7 +205,7 @@ class Link:
             self.early_acks.add(mid)  # QoS 0 written from inside publish()
             return
         sender, request_id = request
-        self.mailbox.send(sender, Published(id=request_id))
+        self.acks.setdefault(sender, []).append(request_id)  # sent after this pass
 
     def _lost(self, reason: str) -> None:
         was = self.state
@@ -245,6 +246,10 @@ class Link:
             self.client.loop_write()
 
     def after_each_pass(self) -> None:
+        if self.acks:
+            for sender, ids in self.acks.items():
+                self.mailbox.send(sender, Published(ids=ids))
+            self.acks = {}
         if self.fd is not None and self.client is not None:
             self.loop.set_writer(self.fd, self._writable if self.client.want_write() else None)
 
@@ -261,28 +266,32 @@ class Link:
 
     # -- requests from the watchers -------------------------------------------------------
     def publish(self, sender: str, request: Publish) -> None:
+        for item in zip(request.ids, request.topics, request.payloads, request.qos):
+            self._publish_one(sender, *item)
+
+    def _publish_one(self, sender: str, request_id: int, topic: str, payload: bytes,
+                     qos: int) -> None:
         if self.state != UP or self.client is None:
-            self.mailbox.send(sender, PublishFailed(id=request.id, reason="link is down",
+            self.mailbox.send(sender, PublishFailed(id=request_id, reason="link is down",
                                                     charge=False))
             return
         try:
-            info = self.client.publish(request.topic, request.payload, qos=request.qos,
-                                       retain=request.retain)
+            info = self.client.publish(topic, payload, qos=qos)
         except (ValueError, TypeError) as error:
-            self.mailbox.send(sender, PublishFailed(id=request.id, reason=str(error),
+            self.mailbox.send(sender, PublishFailed(id=request_id, reason=str(error),
                                                     charge=True))
             return
         if info.rc == mqtt.MQTT_ERR_NO_CONN:
-            self.mailbox.send(sender, PublishFailed(id=request.id, reason="link is down",
+            self.mailbox.send(sender, PublishFailed(id=request_id, reason="link is down",
                                                     charge=False))
         elif info.rc != mqtt.MQTT_ERR_SUCCESS:
-            self.mailbox.send(sender, PublishFailed(id=request.id, reason=mqtt.error_string(
-                info.rc), charge=True))
+            self.mailbox.send(sender, PublishFailed(
+                id=request_id, reason=mqtt.error_string(info.rc), charge=True))
         elif info.mid in self.early_acks:
             self.early_acks.discard(info.mid)
-            self.mailbox.send(sender, Published(id=request.id))
+            self.acks.setdefault(sender, []).append(request_id)
         else:
-            self.inflight[info.mid] = (sender, request.id)
+            self.inflight[info.mid] = (sender, request_id)
 
     def shadow_request(self, sender: str, request: ShadowRequest) -> None:
         if self.state != UP or self.client is None:

@@ -38,18 +38,26 @@ def _kind(op: str):
 
 @_kind("publish")
 class Publish:
-    """watcher -> link: publish one message; answered by published or publish_failed."""
-    id: int
-    topic: str
-    payload: bytes
-    qos: int
-    retain: bool = False
+    """watcher -> link: publish these messages (parallel lists, one entry per message,
+    several per frame when a pass of the watcher's loop releases several); each is
+    answered by published or publish_failed."""
+    ids: List[int]
+    topics: List[str]
+    payloads: List[bytes]
+    qos: List[int]
+
+    def check(self) -> None:
+        if not len(self.ids) == len(self.topics) == len(self.payloads) == len(self.qos):
+            raise BadFrame("publish: the lists differ in length")
+        if any(q not in (0, 1) for q in self.qos):
+            raise BadFrame("publish: qos must be 0 or 1")
 
 
 @_kind("published")
 class Published:
-    """link -> watcher: the broker acknowledged (QoS 1) or the packet was written (QoS 0)."""
-    id: int
+    """link -> watcher: the broker acknowledged these (QoS 1) or they were written
+    (QoS 0); one frame per pass of the link's loop."""
+    ids: List[int]
 
 
 @_kind("publish_failed")
@@ -101,6 +109,16 @@ class ShadowResponse:
     payload: bytes
 
 
+# -- subscriptions and tunnel notifications: link -> applier ------------------------------
+
+@_kind("message")
+class Message:
+    """link -> applier: a message on TOPIC that matches a --subscribe-write or
+    --subscribe-exec filter, or a mapped thing's tunnel notify topic."""
+    topic: str
+    payload: bytes
+
+
 # -- action-directory requests: watchers -> the role that owns them ----------------------
 
 @_kind("local_update")
@@ -146,7 +164,10 @@ def _check_type(value: Any, expected: Any) -> bool:
     if origin in (dict, Dict):
         return isinstance(value, dict)
     if origin in (list, List):
-        return isinstance(value, list)
+        if not isinstance(value, list):
+            return False
+        item = getattr(expected, "__args__", (Any,))[0]
+        return all(_check_type(element, item) for element in value)
     if expected is bool:
         return isinstance(value, bool)
     if expected is int:
@@ -162,6 +183,9 @@ def validate(message) -> None:
         if not _check_type(getattr(message, name), expected):
             raise BadFrame(f"{message.op}: field {name!r} has type "
                            f"{type(getattr(message, name)).__name__}")
+    check = getattr(message, "check", None)
+    if check is not None:
+        check()
 
 
 def encode(message, sender: str) -> bytes:

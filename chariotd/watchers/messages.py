@@ -30,7 +30,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-from typing import Dict, List, Optional, Set
+from typing import Dict, List, Optional, Set, Tuple
 
 from chariotd.cli import MessageDir
 from chariotd.ipc.messages import LinkState, Publish, Published, PublishFailed
@@ -91,6 +91,7 @@ class MessagesHandler:
         self.unscanned: List[str] = []     # found by a scan, not read yet (reversed)
         self.scan_timer = None
         self.inflight: Dict[int, InFlight] = {}
+        self.outbox: List[Tuple[int, object]] = []  # released this pass, not yet sent
         self.inflight_names: Set[str] = set()
         self.generating: Optional[ProgramRun] = None
         self.generating_name: Optional[str] = None
@@ -156,7 +157,18 @@ class MessagesHandler:
             if entry is None:
                 break
             self._send(entry)
+        self._flush_outbox()
         self._watch_jam()
+
+    def _flush_outbox(self) -> None:
+        """One frame to the link for everything this pass released."""
+        if self.outbox:
+            outbox, self.outbox = self.outbox, []
+            self.mailbox.send(LINK, Publish(
+                ids=[request_id for request_id, _ in outbox],
+                topics=[message.topic for _, message in outbox],
+                payloads=[message.payload for _, message in outbox],
+                qos=[message.qos for _, message in outbox]))
 
     def _next_entry(self) -> Optional[Entry]:
         for name in sorted(self.suspects):
@@ -249,21 +261,21 @@ class MessagesHandler:
         self.inflight[request_id] = InFlight(outgoing.entry, outgoing.identity,
                                              self.loop.clock())
         self.inflight_names.add(name)
-        self.mailbox.send(LINK, Publish(id=request_id, topic=message.topic,
-                                        payload=message.payload, qos=message.qos))
+        self.outbox.append((request_id, message))  # sent together at the end of pump()
 
     # -- outcomes -----------------------------------------------------------------------
     def on_published(self, sender: str, reply: Published) -> None:
-        landed = self._land(reply.id)
-        if landed is None:
-            return
-        name = landed.entry.name
-        replaced = self.actiondir.identity(name) not in (landed.identity, None)
-        if not replaced:
-            self.actiondir.remove(name)
-        self._forget(name)
-        if replaced:
-            self._learn(name)  # a new file took the name meanwhile: send it too
+        for request_id in reply.ids:
+            landed = self._land(request_id)
+            if landed is None:
+                continue
+            name = landed.entry.name
+            replaced = self.actiondir.identity(name) not in (landed.identity, None)
+            if not replaced:
+                self.actiondir.remove(name)
+            self._forget(name)
+            if replaced:
+                self._learn(name)  # a new file took the name meanwhile: send it too
         self.pump()
 
     def on_publish_failed(self, sender: str, reply: PublishFailed) -> None:

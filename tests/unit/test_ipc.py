@@ -6,11 +6,12 @@ from chariotd.ipc.messages import (KINDS, Applied, BadFrame, Command, LinkHeartb
                                    LinkState, LocalUpdate, Publish, Published,
                                    PublishFailed, Rejected, ShadowRequest, ShadowResponse,
                                    decode, encode)
+from chariotd.ipc.messages import Message
 
 EXAMPLES = [
-    Publish(id=1, topic="a/b", payload=b"\x00\xff", qos=1),
-    Publish(id=2, topic="a", payload=b"", qos=0, retain=True),
-    Published(id=7),
+    Publish(ids=[1], topics=["a/b"], payloads=[b"\x00\xff"], qos=[1]),
+    Publish(ids=[2, 3], topics=["a", "b"], payloads=[b"", b"x"], qos=[0, 1]),
+    Published(ids=[7, 8]),
     PublishFailed(id=7, reason="link is down", charge=False),
     LinkState(up=True, client_id="dev1"),
     LinkHeartbeat(up=False, healthy=True),
@@ -21,6 +22,7 @@ EXAMPLES = [
     Command(id=4, name="refetch", data=b""),
     Applied(id=3),
     Rejected(id=4, reason="unknown command"),
+    Message(topic="a/b", payload=b"\x00{}"),
 ]
 
 
@@ -35,7 +37,7 @@ def test_round_trip(message):
 
 def test_payload_stays_bytes_on_the_wire():
     frame = msgpack.unpackb(encode(EXAMPLES[0], "msg0"), raw=True)
-    assert frame[b"payload"] == b"\x00\xff"  # msgpack bin, not base64 or str
+    assert frame[b"payloads"] == [b"\x00\xff"]  # msgpack bin, not base64 or str
     assert frame[b"op"] == b"publish" and frame[b"from"] == b"msg0"
 
 
@@ -48,12 +50,16 @@ def frame(**fields):
     (frame(op="publish"), "missing sender"),
     (msgpack.packb([1, 2]), "not a map"),
     (frame(op="nope", **{"from": "x"}), "unknown op"),
-    (frame(op="published", **{"from": "x"}), "missing fields ['id']"),
-    (frame(op="published", id=1, extra=2, **{"from": "x"}), "unknown fields ['extra']"),
-    (frame(op="published", id="1", **{"from": "x"}), "field 'id' has type str"),
-    (frame(op="published", id=True, **{"from": "x"}), "field 'id' has type bool"),
-    (frame(op="publish", id=1, topic="t", payload="text", qos=1, **{"from": "x"}),
-     "field 'payload' has type str"),
+    (frame(op="published", **{"from": "x"}), "missing fields ['ids']"),
+    (frame(op="published", ids=[1], extra=2, **{"from": "x"}), "unknown fields ['extra']"),
+    (frame(op="published", ids="1", **{"from": "x"}), "field 'ids' has type str"),
+    (frame(op="published", ids=[True], **{"from": "x"}), "field 'ids' has type list"),
+    (frame(op="publish", ids=[1], topics=["t"], payloads=["text"], qos=[1], **{"from": "x"}),
+     "field 'payloads' has type list"),
+    (frame(op="publish", ids=[1, 2], topics=["t"], payloads=[b""], qos=[1], **{"from": "x"}),
+     "the lists differ in length"),
+    (frame(op="publish", ids=[1], topics=["t"], payloads=[b""], qos=[2], **{"from": "x"}),
+     "qos must be 0 or 1"),
     (frame(op="link_state", up=1, **{"from": "x"}), "field 'up' has type int"),
     (frame(op="shadow_request", thing="T", shadow=3, op_="x", **{"from": "x"}),
      "unknown fields ['op_']"),
