@@ -82,3 +82,16 @@ def test_no_last_will_on_an_orderly_stop(daemons, base_args, subscriber, tmp_pat
     assert daemon.wait_exit(5) == 0
     time.sleep(0.5)  # give a wrongly sent will the time to arrive
     assert subscriber.received("status/dev1") == []
+
+
+def test_every_role_title(daemons, sim, tmp_path):
+    svcs, upd, cmd, mqtt = (tmp_path / n for n in ("svcs", "upd", "cmd", "mqtt"))
+    svcs.mkdir()
+    daemon = daemons([f"--clientid=dev1", f"--cacert={sim.cafile}",
+                      f"--certstore={sim.device('dev1')}", f"--services=dev1:{svcs}",
+                      f"--updates=dev1:{upd}", f"--commands={cmd}", f"--messages={mqtt}"],
+                     tmp_path)
+    daemon.wait_connected()
+    assert titles(daemon) == sorted([
+        "chariotd: link", "chariotd: applier", f"chariotd: watch messages {mqtt}",
+        f"chariotd: watch updates dev1 {upd}", f"chariotd: watch commands {cmd}"])
