@@ -39,8 +39,8 @@ EXIT_STATUSES = {
     0: "stopped by SIGTERM or SIGINT (or a role finished its job, e.g. fleet provisioning)",
     1: "runtime failure: a child process died, repeated connection failures, "
        "a jammed message queue, no certificate",
-    2: "configuration error: bad flag, missing certstore or endpoint.txt, "
-       "unreadable --cacert; nothing was started",
+    2: "configuration error: a bad flag or value, a missing certstore or endpoint.txt, "
+       "an unreadable --cacert or other file the command line names",
 }
 
 
