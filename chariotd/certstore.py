@@ -5,19 +5,31 @@
     CERTSTORE/<id>/<id>-certificate.pem.crt
     CERTSTORE/<id>/<id>-private.pem.key
     CERTSTORE/preferred -> <id>
+    CERTSTORE/.replacing                        after a reprovision: the new certificate's id
+
+`add` puts a new certificate in crash-safely: the directory is built under a hidden
+temporary name (key 0600, directory 0700, every file fsync'd) and renamed into place
+last, so a crash or an error never leaves a partial certificate directory. After a
+reprovision the old certificates stay until the new one has connected once
+(`mark_replacing`, then `retire_replaced`).
 """
 
 from __future__ import annotations
 
 import os
+import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Tuple
 
-from chariotd.fsutil import replace_symlink
+from chariotd.fsutil import fsync_dir, replace_symlink, write_file_atomic
 
 DEFAULT_PORT = 8883
 PREFERRED = "preferred"
+REPLACING = ".replacing"  # names the certificate a reprovision added, until it connects
+ADDING = ".adding-"  # a certificate directory being built (hidden: names start with '.')
+CERT_ID_RE = re.compile(r"^[0-9A-Za-z]{1,128}$")
 
 
 class CertstoreError(Exception):
@@ -121,3 +133,59 @@ class Certstore:
         chosen = certificates[(index + 1) % len(certificates)]
         self.set_preferred(chosen.id)
         return chosen
+
+    def add(self, cert_id: str, cert_pem: bytes, key_pem: bytes) -> Certificate:
+        """Store a certificate and its private key as CERTSTORE/<id>/ (does not make it
+        preferred). An existing directory of that id is replaced."""
+        if not CERT_ID_RE.match(cert_id):
+            raise CertstoreError(f"{cert_id!r} is not a certificate id")
+        self._sweep()
+        building = self.path / f"{ADDING}{cert_id}-{os.getpid()}"
+        final = self.path / cert_id
+        os.mkdir(building, 0o700)
+        try:
+            os.chmod(building, 0o700)
+            write_file_atomic(building / f"{cert_id}-private.pem.key", key_pem, mode=0o600)
+            write_file_atomic(building / f"{cert_id}-certificate.pem.crt", cert_pem,
+                              mode=0o644)
+            if os.path.lexists(final):
+                stale = self.path / f"{ADDING}{cert_id}-{os.getpid()}-replaced"
+                os.rename(final, stale)
+                os.rename(building, final)
+                shutil.rmtree(stale, ignore_errors=True)
+            else:
+                os.rename(building, final)
+        except BaseException:
+            shutil.rmtree(building, ignore_errors=True)
+            raise
+        fsync_dir(self.path)
+        return Certificate(cert_id, final / f"{cert_id}-certificate.pem.crt",
+                           final / f"{cert_id}-private.pem.key")
+
+    def _sweep(self) -> None:
+        """Remove directories a crash left half-built."""
+        for entry in os.scandir(self.path):
+            if entry.name.startswith(ADDING) and entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+
+    def mark_replacing(self, cert_id: str) -> None:
+        """CERT_ID replaces the other certificates once it has connected."""
+        write_file_atomic(self.path / REPLACING, cert_id.encode() + b"\n")
+
+    def retire_replaced(self, connected_id: str) -> List[str]:
+        """CONNECTED_ID has connected. When it is the certificate `mark_replacing` named,
+        every other certificate directory is deleted; returns the ids removed."""
+        try:
+            replacing = (self.path / REPLACING).read_text().strip()
+        except FileNotFoundError:
+            return []
+        if replacing != connected_id:
+            return []  # the new certificate has not connected (yet): keep the old ones
+        removed = []
+        for certificate in self.certificates():
+            if certificate.id != connected_id:
+                shutil.rmtree(self.path / certificate.id)
+                removed.append(certificate.id)
+        os.unlink(self.path / REPLACING)
+        fsync_dir(self.path)
+        return removed

@@ -138,7 +138,6 @@ MESSAGE_OPTIONS = {
 # Flags accepted with their original spelling whose capability is not built yet. They
 # are refused with "not supported yet" rather than silently ignored.
 NOT_SUPPORTED_YET = {
-    "fleetprov",
     "subscribe_write", "subscribe_exec", "tunnelmappings", "tunnelproxy", "tunnelcadir",
 }
 

@@ -27,6 +27,29 @@ def prepare_action_dir(path: str, flag: str) -> None:
             raise ConfigError(f"--{flag}: {target} is not writable")
 
 
+def validate_fleetprov(config: Config) -> None:
+    """The --fleetprov file and its claimstore (a certstore with its own endpoint.txt
+    and at least one claim certificate)."""
+    from chariotd.fleetprov import FleetProvError, load
+    try:
+        fleetprov = load(config.fleetprov)
+    except FleetProvError as error:
+        raise ConfigError(f"--fleetprov={config.fleetprov}: {error}") from None
+    if len(config.clientid.encode()) > 125:
+        raise ConfigError("--clientid: at most 125 bytes with --fleetprov (provisioning "
+                          "connects as CLIENTID-fp)")
+    claimstore = Certstore(fleetprov.claimstore)
+    if not os.path.isdir(fleetprov.claimstore):
+        raise ConfigError(f"--fleetprov={config.fleetprov}: claimstore "
+                          f"{fleetprov.claimstore} is not a directory")
+    try:
+        claimstore.endpoint()
+        if not claimstore.certificates():
+            raise CertstoreError(f"claimstore {fleetprov.claimstore} holds no certificate")
+    except CertstoreError as error:
+        raise ConfigError(f"--fleetprov={config.fleetprov}: {error}") from None
+
+
 def validate(config: Config) -> None:
     """Checks that look at the file system; raise ConfigError."""
     if not os.path.isfile(config.cacert) or not os.access(config.cacert, os.R_OK):
@@ -39,6 +62,8 @@ def validate(config: Config) -> None:
         Certstore(config.certstore).endpoint()
     except CertstoreError as error:
         raise ConfigError(f"--certstore: {error}") from None
+    if config.fleetprov:
+        validate_fleetprov(config)
     for message_dir in config.messages:
         prepare_action_dir(message_dir.path, "messages")
     for _, path in config.updates:

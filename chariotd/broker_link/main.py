@@ -18,12 +18,14 @@ import paho.mqtt.client as mqtt
 
 from chariotd.broker_link import backoff
 from chariotd.broker_link.routes import Router
+from chariotd.broker_link.provisioning import Provisioning, retire_replaced
 from chariotd.broker_link.session import new_client
 from chariotd.broker_link.shadow_topics import request_topic
 from chariotd.certstore import Certstore, CertstoreError
 from chariotd.cli import ThingShadow
 from chariotd.ipc.messages import (LinkHeartbeat, LinkState, Publish, Published,
                                    PublishFailed, ShadowRequest)
+from chariotd.ipc.messages import Command  # reprovision, handled by self.provisioning
 from chariotd.runtime import RoleContext
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,7 @@ class Link:
         self.mailbox = context.mailbox
         self.clock = clock
         self.certstore = Certstore(self.config.certstore)
+        self.provisioning = Provisioning(context, self.certstore)  # --fleetprov
         self.host, self.port = self.certstore.endpoint()
         self.router = Router(self.config, self.mailbox)
         self.state = WAITING
@@ -94,6 +97,9 @@ class Link:
     # -- connecting ----------------------------------------------------------------
     def start(self) -> None:
         if self.certstore.preferred() is None:
+            if self.provisioning.enabled:
+                self.provisioning.first_boot()  # exits 0 when done, 1 when it gives up
+                return
             log.error("no certificate in certstore %s and no fleet provisioning; "
                       "exiting in %d s", self.certstore.path, NO_CERTIFICATE_PAUSE)
             self.loop.call_later(NO_CERTIFICATE_PAUSE, lambda: self.loop.stop(1))
@@ -178,6 +184,7 @@ class Link:
             return
         self.failures = 0
         log.info("connected to %s:%d as %s", self.host, self.port, self.config.clientid)
+        retire_replaced(self.certstore, self.certificate)  # after a reprovision
         if self.router.subscribe(client):
             self._enter(UP)
         else:
@@ -312,6 +319,7 @@ def run(context: RoleContext) -> int:
     context.loop.after_each(link.after_each_pass)
     context.loop.add_reader(context.mailbox.socket,
                             lambda: context.mailbox.dispatch({
+                                Command: link.provisioning.on_command,
                                 Publish: link.publish,
                                 ShadowRequest: link.shadow_request}))
     link.start()

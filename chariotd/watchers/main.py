@@ -6,7 +6,8 @@ from chariotd.ipc.messages import Applied, LinkState, Published, PublishFailed, 
 from chariotd.runtime import RoleContext
 from chariotd.watchers.actiondir import ActionDir
 from chariotd.watchers.messages import MessagesHandler
-from chariotd.watchers.requests import RequestsHandler, command_route, update_route
+from chariotd.watchers.requests import (RequestsHandler, command_owners, command_route,
+                                        update_route)
 
 REQUESTS_KEEP_FAILED = 100
 
@@ -55,4 +56,7 @@ def run_updates(context: RoleContext) -> int:
 
 
 def run_commands(context: RoleContext) -> int:
-    return _run_requests(context, context.role.options, command_route)
+    owners = command_owners(context.config)
+    return _run_requests(context, context.role.options,
+                         lambda name, data, request_id: command_route(name, data, request_id,
+                                                                      owners))

@@ -9,7 +9,7 @@ import logging
 from typing import Callable, Dict, Optional, Tuple, Union
 
 from chariotd.ipc.messages import Applied, Command, LocalUpdate, Rejected
-from chariotd.runtime import APPLIER, RoleContext
+from chariotd.runtime import APPLIER, LINK, RoleContext
 from chariotd.watchers.actiondir import ActionDir
 from chariotd.watchers.queue import Backlog, Entry
 
@@ -100,10 +100,18 @@ COMMAND_OWNERS: Dict[str, Optional[str]] = {
 }
 
 
-def command_route(name: str, data: bytes, request_id: int):
-    if name not in COMMAND_OWNERS:
+def command_owners(config) -> Dict[str, Optional[str]]:
+    """COMMAND_OWNERS for this configuration: `reprovision` goes to the link with
+    --fleetprov."""
+    return dict(COMMAND_OWNERS, reprovision=LINK) if config.fleetprov else COMMAND_OWNERS
+
+
+def command_route(name: str, data: bytes, request_id: int,
+                  owners: Dict[str, Optional[str]] = COMMAND_OWNERS):
+    if name not in owners:
         return f"unknown command {name!r}"
-    owner = COMMAND_OWNERS[name]
+    owner = owners[name]
+
     if owner is None:
         return f"command {name!r} is not available (its capability is not enabled)"
     return owner, Command(id=request_id, name=name, data=data)

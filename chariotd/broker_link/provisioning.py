@@ -1,0 +1,458 @@
+"""Fleet provisioning by claim (IOT_CORE.md section 3), inside the link process.
+
+A provisioning *session* gets the device a new certificate: at first boot when the
+certstore holds none, or on the `reprovision` command while the link stays connected
+with its current one. Each *attempt* is a second MQTT connection, made with the
+claim certificate (client id `<clientid>-fp`) and driven by the link's poll loop like
+the link's own; no threads, no waits but paho's connect. An attempt goes
+
+    CONNECTING   CONNECT sent, CONNACK awaited
+    SUBSCRIBING  the four accepted/rejected topics, SUBACK awaited (before any request)
+    CREATING     CreateKeysAndCertificate, or CreateCertificateFromCsr with `"csr": true`
+                 (the key is made here and never leaves the device)
+    REGISTERING  RegisterThing with the template and parameters
+    FINISHING    certificate stored (Certstore.add) and made preferred; outfile; notifycmd
+
+and a rejection, a timeout or a lost connection sends it to WAITING (backoff) and a new
+attempt. After more than MAX_FAILURES failures in a row the claimstore's `preferred`
+moves to the next claim certificate (when there are several) and the session gives
+up: at first boot chariotd exits 1 after FAILURE_PAUSE seconds (a restart loop must
+not spin); a `reprovision` request is rejected and the link carries on.
+
+On success the link exits 0 and the supervisor restarts the tree with the new
+certificate. After a reprovision the old certificates stay until the new one has
+connected once (`Certstore.retire_replaced`), so a certificate that cannot connect
+falls back to the old one through the link's usual failure rotation.
+
+Private keys and ownership tokens are never logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import ssl
+import time
+from typing import List, Optional, Tuple
+
+import paho.mqtt.client as mqtt
+
+from chariotd import fleetprov
+from chariotd.broker_link import backoff
+from chariotd.broker_link.session import new_client
+from chariotd.certstore import Certificate, Certstore, CertstoreError
+from chariotd.fleetprov import FleetProv, FleetProvError
+from chariotd.formats import FormatError
+from chariotd.fsutil import write_file_atomic
+from chariotd.ipc.messages import Applied, Command, Rejected
+from chariotd.runtime import RoleContext
+
+log = logging.getLogger(__name__)
+
+IDLE, WAITING, CONNECTING, SUBSCRIBING, CREATING, REGISTERING, FINISHING = (
+    "idle", "waiting", "connecting", "subscribing", "creating", "registering", "finishing")
+FIRST_BOOT, REPROVISION = "first boot", "reprovision"
+
+MAX_FAILURES = 5
+RESPONSE_TIMEOUT = 20.0   # for the CONNACK, the SUBACK and each response
+KEEPALIVE = 60
+NOTIFY_TIMEOUT = 10.0
+# CHARIOTD_FLEETPROV_PAUSE shortens the pause before exit 1 for the test suite; devices
+# never set it (see README, "Fleet provisioning").
+FAILURE_PAUSE = float(os.environ.get("CHARIOTD_FLEETPROV_PAUSE", "30"))
+# Answers to the commands watcher get this long to be acted on before the link exits.
+ANSWER_GRACE = 0.5
+MIN_CONNECT_INTERVAL = min(1.0, backoff.BASE)  # AWS: one CONNECT/s per client id
+
+
+def short(cert_id: str) -> str:
+    return cert_id[:12]
+
+
+class Provisioning:
+    """Fleet provisioning for the link; disabled (`enabled` False) without --fleetprov."""
+
+    def __init__(self, context: RoleContext, certstore: Certstore, clock=time.monotonic):
+        self.loop = context.loop
+        self.mailbox = context.mailbox
+        self.config = context.config
+        self.certstore = certstore
+        self.clock = clock
+        self.enabled = bool(self.config.fleetprov)
+        self.fleetprov: Optional[FleetProv] = None
+        if self.enabled:
+            self.fleetprov = fleetprov.load(self.config.fleetprov)  # checked by the parent
+            self.claimstore = Certstore(self.fleetprov.claimstore)
+            self.loop.after_each(self.after_each_pass)
+        self.client_id = f"{self.config.clientid}-fp"
+        self.state = IDLE
+        self.purpose: Optional[str] = None
+        self.requests: List[Tuple[str, int]] = []  # reprovision commands to answer
+        self.failures = 0
+        self.last_connect = -MIN_CONNECT_INTERVAL
+        self.client: Optional[mqtt.Client] = None
+        self.fd: Optional[int] = None
+        self.timer = None
+        self.misc_timer = None
+        self.subscribe_mid: Optional[int] = None
+        self.key_pem: Optional[str] = None
+        self.created: Optional[fleetprov.Created] = None
+        self.spawner = None
+
+    # -- entry points -------------------------------------------------------------------
+    def first_boot(self) -> None:
+        log.info("provisioning: no certificate in the certstore %s; provisioning with "
+                 "template %s", self.certstore.path, self.fleetprov.template)
+        self._begin(FIRST_BOOT)
+
+    def on_command(self, sender: str, command: Command) -> None:
+        if command.name != "reprovision":
+            self.mailbox.send(sender, Rejected(id=command.id,
+                                               reason=f"unknown command {command.name!r}"))
+            return
+        if not self.enabled:
+            log.warning("reprovision refused: chariotd runs without --fleetprov")
+            self.mailbox.send(sender, Rejected(id=command.id,
+                                               reason="reprovision needs --fleetprov"))
+            return
+        self.requests.append((sender, command.id))
+        if self.state != IDLE:
+            log.info("provisioning: reprovision requested while provisioning is under way; "
+                     "answered when it ends")
+            return
+        log.info("provisioning: reprovision requested; getting a new certificate with "
+                 "template %s while the link stays up", self.fleetprov.template)
+        self._begin(REPROVISION)
+
+    def _begin(self, purpose: str) -> None:
+        self.purpose = purpose
+        self.failures = 0
+        self._attempt()
+
+    # -- one attempt --------------------------------------------------------------------
+    def _enter(self, state: str) -> None:
+        log.debug("provisioning: %s -> %s", self.state, state)
+        self.state = state
+
+    def _claim_certificate(self) -> Optional[Certificate]:
+        try:
+            return self.claimstore.preferred()
+        except OSError as error:  # e.g. a read-only claimstore without `preferred`
+            log.warning("provisioning: cannot update the claimstore's preferred link: %s",
+                        error)
+        try:
+            certificates = self.claimstore.certificates()
+        except CertstoreError as error:
+            log.error("provisioning: %s", error)
+            return None
+        return certificates[0] if certificates else None
+
+    def _attempt(self) -> None:
+        claim = self._claim_certificate()
+        if claim is None:
+            self._attempt_failed(f"no claim certificate in {self.claimstore.path}")
+            return
+        try:
+            host, port = self.claimstore.endpoint()
+        except CertstoreError as error:
+            self._attempt_failed(str(error))
+            return
+        self.key_pem, csr_pem, self.created = None, None, None
+        if self.fleetprov.csr:
+            from chariotd.broker_link.keys import new_key_and_csr
+            self.key_pem, csr_pem = new_key_and_csr(self.config.clientid)
+        self.create_payload = fleetprov.create_payload(csr_pem)
+        self.last_connect = self.clock()
+        client = new_client(self.client_id, self.config.cacert, claim, port)
+        client.on_connect = self._later(self._on_connect)
+        client.on_subscribe = self._later(self._on_subscribe)
+        client.on_message = self._later(self._on_message)
+        client.on_disconnect = self._later(self._on_disconnect)
+        client.on_socket_close = self._on_socket_close
+        self.client = client
+        self._enter(CONNECTING)
+        self._deadline("the CONNACK")
+        log.info("provisioning: connecting to %s:%d as %s with claim certificate %s",
+                 host, port, self.client_id, short(claim.id))
+        try:
+            client.connect(host, port, keepalive=KEEPALIVE)
+        except (OSError, ssl.SSLError, ssl.CertificateError, ValueError) as error:
+            self._attempt_failed(f"cannot connect to {host}:{port} with claim certificate "
+                                 f"{short(claim.id)}: {error}")
+            return
+        sock = client.socket()
+        if self.client is not client or sock is None:
+            return  # refused while sending CONNECT: the disconnect callback handled it
+        self.fd = sock.fileno()
+        self.loop.add_reader(self.fd, self._readable)
+        self.misc_timer = self.loop.call_later(5.0, self._misc)
+
+    def _deadline(self, what: str) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        state = self.state
+        self.timer = self.loop.call_later(RESPONSE_TIMEOUT, lambda: self._timed_out(state, what))
+
+    def _timed_out(self, state: str, what: str) -> None:
+        if self.state == state:
+            self._attempt_failed(f"no answer ({what}) within {RESPONSE_TIMEOUT:g} s")
+
+    def _publish(self, topic: str, payload: bytes) -> None:
+        info = self.client.publish(topic, payload, qos=1)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            self._attempt_failed(f"cannot publish to {topic}: {mqtt.error_string(info.rc)}")
+
+    @property
+    def create_name(self) -> str:
+        return "CreateCertificateFromCsr" if self.fleetprov.csr else "CreateKeysAndCertificate"
+
+    # -- paho callbacks -----------------------------------------------------------------
+    def _later(self, handler):
+        """Run HANDLER on the next pass of the loop, outside paho's callback: paho holds
+        a lock during callbacks that a DISCONNECT written from inside one would need."""
+        def callback(client, *args) -> None:
+            self.loop.call_later(0, lambda: handler(client, *args))
+        return callback
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if client is not self.client or self.state != CONNECTING:
+            return
+        if reason_code.is_failure:
+            self._attempt_failed(f"connection refused: {reason_code}")
+            return
+        self._enter(SUBSCRIBING)
+        self._deadline("the SUBACK")
+        result, self.subscribe_mid = client.subscribe(
+            [(topic, 1) for topic in self.fleetprov.response_filters()])
+        if result != mqtt.MQTT_ERR_SUCCESS:
+            self._attempt_failed(f"cannot subscribe: {mqtt.error_string(result)}")
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        if client is not self.client or self.state != SUBSCRIBING or mid != self.subscribe_mid:
+            return
+        if any(code.is_failure for code in reason_codes):
+            self._attempt_failed("the broker refused the subscription to the provisioning "
+                                 "responses")
+            return
+        log.info("provisioning: asking for a certificate (%s%s)", self.create_name,
+                 "; the private key stays on the device" if self.fleetprov.csr else "")
+        self._enter(CREATING)
+        self._deadline(self.create_name)
+        self._publish(self.fleetprov.create_topic, self.create_payload)
+
+    def _on_message(self, client, userdata, message) -> None:
+        if client is not self.client:
+            return
+        topic, payload = message.topic, message.payload
+        create, register = self.fleetprov.create_topic, self.fleetprov.register_topic
+        if self.state == CREATING and topic == f"{create}/accepted":
+            self._created(payload)
+        elif self.state == CREATING and topic == f"{create}/rejected":
+            self._attempt_failed(f"{self.create_name} rejected: "
+                                 f"{fleetprov.describe_rejection(payload)}")
+        elif self.state == REGISTERING and topic == f"{register}/accepted":
+            self._registered(payload)
+        elif self.state == REGISTERING and topic == f"{register}/rejected":
+            self._attempt_failed(f"RegisterThing rejected: "
+                                 f"{fleetprov.describe_rejection(payload)}")
+        else:
+            log.debug("provisioning: ignored a message on %s while %s", topic, self.state)
+
+    def _created(self, payload: bytes) -> None:
+        try:
+            created = fleetprov.parse_created(payload, with_key=not self.fleetprov.csr)
+        except FleetProvError as error:
+            self._attempt_failed(str(error))
+            return
+        if not self.fleetprov.csr:
+            self.key_pem = created.private_key
+        from chariotd.broker_link.keys import certificate_fits_key
+        if not certificate_fits_key(created.certificate_pem, self.key_pem):
+            self._attempt_failed(f"{self.create_name}: the certificate does not fit the key")
+            return
+        self.created = created
+        log.info("provisioning: certificate %s issued; registering the thing with template %s",
+                 short(created.certificate_id), self.fleetprov.template)
+        self._enter(REGISTERING)
+        self._deadline("RegisterThing")
+        self._publish(self.fleetprov.register_topic, fleetprov.register_payload(
+            created.ownership_token, self.fleetprov.parameters))
+
+    def _registered(self, payload: bytes) -> None:
+        try:
+            registered = fleetprov.parse_registered(payload)
+        except FleetProvError as error:
+            self._attempt_failed(str(error))
+            return
+        self._close()
+        self._enter(FINISHING)
+        created, key_pem = self.created, self.key_pem
+        self.created = self.key_pem = None
+        try:
+            others = [c.id for c in self.certstore.certificates()
+                      if c.id != created.certificate_id]
+            self.certstore.add(created.certificate_id, created.certificate_pem.encode(),
+                               key_pem.encode())
+            if others:
+                self.certstore.mark_replacing(created.certificate_id)
+            self.certstore.set_preferred(created.certificate_id)
+        except (OSError, CertstoreError) as error:
+            self._attempt_failed(f"cannot store the certificate: {error}")
+            return
+        log.info("provisioning: thing %s registered; certificate %s stored in %s and "
+                 "preferred", registered.thing, short(created.certificate_id),
+                 self.certstore.path)
+        self._write_outfile(registered)
+        self._notify()
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        if client is self.client:
+            self._attempt_failed(f"connection lost ({reason_code})")
+
+    def _on_socket_close(self, client, userdata, sock) -> None:
+        if client is self.client and self.fd is not None:
+            self.loop.forget(self.fd)
+            self.fd = None
+
+    # -- the socket ---------------------------------------------------------------------
+    def _readable(self) -> None:
+        client = self.client
+        if client is None:
+            return
+        client.loop_read()
+        while self.client is client:  # TLS may hold decrypted bytes poll() cannot see
+            sock = client.socket()
+            if sock is None or not isinstance(sock, ssl.SSLSocket) or not sock.pending():
+                break
+            client.loop_read()
+
+    def _writable(self) -> None:
+        if self.client is not None:
+            self.client.loop_write()
+
+    def after_each_pass(self) -> None:
+        if self.fd is not None and self.client is not None:
+            self.loop.set_writer(self.fd, self._writable if self.client.want_write() else None)
+
+    def _misc(self) -> None:
+        client = self.client
+        if client is not None:
+            client.loop_misc()
+            if self.client is client:
+                self.misc_timer = self.loop.call_later(5.0, self._misc)
+
+    def _close(self) -> None:
+        """End the claim connection (a DISCONNECT when it is up), forget its timers."""
+        client, self.client = self.client, None
+        for timer in (self.timer, self.misc_timer):
+            if timer is not None:
+                timer.cancel()
+        self.timer = self.misc_timer = None
+        if self.fd is not None:
+            self.loop.forget(self.fd)
+            self.fd = None
+        if client is None:
+            return
+        if self.state in (SUBSCRIBING, CREATING, REGISTERING):
+            try:
+                client.disconnect()
+                client.loop_write()
+            except (OSError, ValueError):
+                pass
+        sock = client.socket()
+        if sock is not None:
+            sock.close()
+
+    # -- outcomes -----------------------------------------------------------------------
+    def _attempt_failed(self, reason: str) -> None:
+        self._close()
+        self.created = self.key_pem = None
+        self.failures += 1
+        if self.failures > MAX_FAILURES:
+            self._give_up(reason)
+            return
+        wait = max(backoff.delay(self.failures - 1),
+                   self.last_connect + MIN_CONNECT_INTERVAL - self.clock())
+        log.warning("provisioning: %s; retrying in %.1f s (failure %d of %d)", reason, wait,
+                    self.failures, MAX_FAILURES)
+        self._enter(WAITING)
+        self.timer = self.loop.call_later(wait, self._attempt)
+
+    def _give_up(self, reason: str) -> None:
+        rotated = None
+        try:
+            rotated = self.claimstore.rotate()
+        except (OSError, CertstoreError) as error:
+            log.warning("provisioning: cannot rotate the claim certificates: %s", error)
+        log.error("provisioning: %s; %d failures in a row%s", reason, self.failures,
+                  f"; preferred claim certificate is now {short(rotated.id)}" if rotated else "")
+        self._enter(IDLE)
+        self._answer(lambda request_id: Rejected(id=request_id,
+                                                 reason=f"provisioning failed: {reason}"))
+        if self.purpose == FIRST_BOOT:
+            log.error("provisioning: giving up; exiting in %g s", FAILURE_PAUSE)
+            self.loop.call_later(FAILURE_PAUSE, lambda: self.loop.stop(1))
+
+    def _write_outfile(self, registered: fleetprov.Registered) -> None:
+        path = self.fleetprov.outfile
+        if path is None or path == "/dev/null":
+            return
+        try:
+            text = fleetprov.outfile_text(self.fleetprov, registered)
+            write_file_atomic(path, text.encode("utf-8"))
+        except (FormatError, OSError) as error:
+            log.error("provisioning: cannot write the outfile %s: %s", path, error)
+            return
+        log.info("provisioning: wrote %s", path)
+
+    def _notify(self) -> None:
+        if not self.fleetprov.notifycmd:
+            self._succeeded()
+            return
+        from chariotd.services.notify import shown
+        from chariotd.spawn import Spawner
+        if self.spawner is None:
+            self.spawner = Spawner(self.loop)
+
+        def done(result) -> None:
+            if result.ok:
+                log.info("provisioning: notify command finished")
+            else:
+                log.error("provisioning: notify command %s%s", result.describe(),
+                          f": {shown(result.stderr)}" if result.stderr.strip() else "")
+            self._succeeded()
+
+        log.info("provisioning: running the notify command")
+        self.spawner.run(["/bin/sh", "-c", self.fleetprov.notifycmd], done,
+                         timeout=NOTIFY_TIMEOUT)
+
+    def _succeeded(self) -> None:
+        self._enter(IDLE)
+        answered = self._answer(lambda request_id: Applied(id=request_id))
+        log.info("provisioning: done; exiting so that chariotd restarts with the new "
+                 "certificate")
+        if answered:  # let the commands watcher take the request file out of new/ first
+            self.loop.call_later(ANSWER_GRACE, lambda: self.loop.stop(0))
+        else:
+            self.loop.stop(0)
+
+    def _answer(self, make) -> bool:
+        requests, self.requests = self.requests, []
+        for sender, request_id in requests:
+            self.mailbox.send(sender, make(request_id))
+        return bool(requests)
+
+
+def retire_replaced(certstore: Certstore, certificate: Optional[Certificate]) -> None:
+    """The link connected with CERTIFICATE: when it is the one a reprovision added,
+    the certificates it replaced are removed now."""
+    if certificate is None:
+        return
+    try:
+        removed = certstore.retire_replaced(certificate.id)
+    except (OSError, CertstoreError) as error:
+        log.warning("certstore: cannot remove the replaced certificates: %s", error)
+        return
+    if removed:
+        log.info("certificate %s connected; removed the certificates it replaced: %s",
+                 short(certificate.id), ", ".join(short(i) for i in removed))

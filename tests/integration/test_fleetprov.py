@@ -1,0 +1,142 @@
+"""Fleet provisioning and the certificate lifecycle: the real chariotd tree against
+chariotd-sim (claim certificate, CreateKeysAndCertificate / CreateCertificateFromCsr,
+RegisterThing), then connecting with the new certificate."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+from pathlib import Path
+
+import pytest
+
+from chariotd.sim import pki
+from support import wait_until, write_message
+
+SERIAL = "0001"
+THING = f"sim-{SERIAL}"
+# Short delays for the tests only (the devices never set these).
+FAST = {"CHARIOTD_BACKOFF_BASE": "0.01", "CHARIOTD_FLEETPROV_PAUSE": "0.3"}
+
+
+def write_config(tmp_path: Path, sim, **extra) -> Path:
+    doc = {"claimstore": str(sim.claimstore), "template": "chariotd-sim",
+           "parameters": {"SerialNumber": SERIAL}}
+    doc.update(extra)
+    path = tmp_path / "fleetprov.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def empty_certstore(tmp_path: Path, sim) -> Path:
+    store = tmp_path / "certs"
+    store.mkdir(mode=0o700)
+    (store / "endpoint.txt").write_text(sim.endpoint + "\n")
+    return store
+
+
+def args(sim, certstore, config, *extra):
+    return [f"--clientid=dev-{SERIAL}", f"--cacert={sim.cafile}", f"--certstore={certstore}",
+            f"--fleetprov={config}", "--log-level=debug", *extra]
+
+
+def certificate_dirs(store: Path):
+    return sorted(p.name for p in store.iterdir() if p.is_dir() and not p.is_symlink())
+
+
+def assert_provisioned(store: Path) -> str:
+    """The certstore holds exactly one certificate, stored safely and preferred."""
+    names = certificate_dirs(store)
+    assert len(names) == 1, names
+    cert_id = names[0]
+    directory = store / cert_id
+    key = directory / f"{cert_id}-private.pem.key"
+    assert (directory / f"{cert_id}-certificate.pem.crt").is_file()
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+    assert os.readlink(store / "preferred") == cert_id
+    assert pki.certificate_id((directory / f"{cert_id}-certificate.pem.crt").read_bytes()) \
+        == cert_id
+    return cert_id
+
+
+def assert_no_secrets(log: str, sim) -> None:
+    assert "PRIVATE KEY" not in log
+    assert "-----BEGIN" not in log
+    tokens = [c["certificateOwnershipToken"] for c in sim.store.certificates()]
+    assert tokens
+    for token in tokens:
+        assert token not in log
+
+
+def use_shadow(daemons, sim, store: Path, tmp_path: Path, thing: str = THING):
+    """A second start connects with the provisioned certificate and updates THING's shadow."""
+    updates = tmp_path / "updates"
+    daemon = daemons([f"--clientid=dev-{SERIAL}", f"--cacert={sim.cafile}",
+                      f"--certstore={store}", f"--updates={thing}:{updates}"], tmp_path)
+    daemon.wait_connected()
+    write_message(updates, "hello", json.dumps({"from": "provisioned"}))
+    wait_until(lambda: (sim.get_shadow(thing) or {}).get("state", {}).get("reported", {})
+               .get("hello") == {"from": "provisioned"}, message="the update in the shadow")
+    return daemon
+
+
+def test_first_boot_create_keys_outfile_notify_then_connect(sim, daemons, tmp_path):
+    store = empty_certstore(tmp_path, sim)
+    outfile, notified = tmp_path / "provisioned.json", tmp_path / "notified"
+    config = write_config(tmp_path, sim, outfile=str(outfile), outformat="JSON",
+                          notifycmd=f"echo done >> {notified}")
+    daemon = daemons(args(sim, store, config), tmp_path)
+    assert daemon.wait_exit(20) == 0
+    log = daemon.log()
+    assert "link: provisioning: asking for a certificate (CreateKeysAndCertificate)" in log
+    cert_id = assert_provisioned(store)
+    assert json.loads(outfile.read_text()) == {
+        "thing": THING, "configuration": {"serial": SERIAL, "greeting": "hello"}}
+    assert notified.read_text() == "done\n"
+    assert [t["thingName"] for t in sim.things()] == [THING]
+    registered = [c for c in sim.store.certificates() if c["certificateId"] == cert_id]
+    assert registered and registered[0]["status"] == "ACTIVE"
+    assert_no_secrets(log, sim)
+
+    use_shadow(daemons, sim, store, tmp_path)
+
+
+@pytest.mark.parametrize("content,message", [
+    ("{not json", "not valid JSON"),
+    ('{"claimstore": "@claim", "template": "t"}', "'parameters' is required"),
+    ('{"claimstore": "@claim", "template": "t", "parameters": []}',
+     "'parameters' must be an object"),
+    ('{"claimstore": "@claim", "template": 7, "parameters": {}}',
+     "'template' must be a non-empty string"),
+    ('{"claimstore": "@claim", "template": "t", "parameters": {}, "outfile": "/x",'
+     ' "outformat": "YAML"}', "'outformat' 'YAML' is not one of JSON, SHELL"),
+    ('{"claimstore": "@claim", "template": "t", "parameters": {}, "outfile": "/x"}',
+     "'outfile' and 'outformat' go together"),
+    ('{"claimstore": "@tmp/nowhere", "template": "t", "parameters": {}}',
+     "claimstore @tmp/nowhere is not a directory"),
+    ('{"claimstore": "@tmp", "template": "t", "parameters": {}}',
+     "cannot read endpoint.txt"),
+    ('{"claimstore": "@empty", "template": "t", "parameters": {}}', "holds no certificate"),
+])
+def test_bad_configs_exit_2_with_one_line(sim, tmp_path, content, message):
+    import subprocess
+
+    from support import CHARIOTD
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "endpoint.txt").write_text(sim.endpoint)
+    config = tmp_path / "fp.json"
+    replace = {"@claim": str(sim.claimstore), "@tmp": str(tmp_path), "@empty": str(empty)}
+    for key, value in replace.items():
+        content, message = content.replace(key, value), message.replace(key, value)
+    config.write_text(content)
+    result = subprocess.run([CHARIOTD, *args(sim, empty_certstore(tmp_path, sim), config)],
+                            capture_output=True, text=True, timeout=10)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"chariotd: error: --fleetprov={config}: ")
+    assert message in lines[0]
