@@ -95,6 +95,7 @@ class Provisioning:
         self.timer = None
         self.misc_timer = None
         self.subscribe_mid: Optional[int] = None
+        self.claim_id = ""
         self.key_pem: Optional[str] = None
         self.created: Optional[fleetprov.Created] = None
         self.spawner = None
@@ -157,6 +158,7 @@ class Provisioning:
         except CertstoreError as error:
             self._attempt_failed(str(error))
             return
+        self.claim_id = claim.id
         self.key_pem, csr_pem, self.created = None, None, None
         if self.fleetprov.csr:
             from chariotd.broker_link.keys import new_key_and_csr
@@ -306,7 +308,12 @@ class Provisioning:
         self._notify()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
-        if client is self.client:
+        if client is not self.client:
+            return
+        if self.state == CONNECTING:  # e.g. the broker refused the claim certificate
+            self._attempt_failed(f"connection closed before the CONNACK ({reason_code}) "
+                                 f"with claim certificate {short(self.claim_id)}")
+        else:
             self._attempt_failed(f"connection lost ({reason_code})")
 
     def _on_socket_close(self, client, userdata, sock) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import stat
 from pathlib import Path
@@ -140,3 +141,70 @@ def test_bad_configs_exit_2_with_one_line(sim, tmp_path, content, message):
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith(f"chariotd: error: --fleetprov={config}: ")
     assert message in lines[0]
+
+
+def test_first_boot_by_csr_key_made_on_the_device(sim, daemons, tmp_path):
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    store = empty_certstore(tmp_path, sim)
+    outfile = tmp_path / "provisioned.rc"
+    config = write_config(tmp_path, sim, csr=True, outfile=str(outfile), outformat="SHELL")
+    daemon = daemons(args(sim, store, config), tmp_path)
+    assert daemon.wait_exit(20) == 0
+    log = daemon.log()
+    assert "(CreateCertificateFromCsr; the private key stays on the device)" in log
+    cert_id = assert_provisioned(store)
+    key = load_pem_private_key((store / cert_id / f"{cert_id}-private.pem.key").read_bytes(),
+                               None)
+    assert isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name == "secp256r1"
+    assert outfile.read_text() == ("configuration_greeting='hello'\n"
+                                   f"configuration_serial='{SERIAL}'\nthing='{THING}'\n")
+    assert_no_secrets(log, sim)
+    use_shadow(daemons, sim, store, tmp_path)
+
+
+def test_rejected_template_is_logged_retried_then_exit_1(sim, daemons, tmp_path):
+    store = empty_certstore(tmp_path, sim)
+    config = write_config(tmp_path, sim, parameters={})  # the template needs SerialNumber
+    daemon = daemons(args(sim, store, config), tmp_path, env=FAST)
+    assert daemon.wait_exit(30) == 1
+    log = daemon.log()
+    rejected = ("RegisterThing rejected: 400 InvalidParameters: "
+                "Missing required parameter: SerialNumber")
+    assert log.count(rejected) == 6, log  # the first attempt and five retries
+    assert "retrying in" in log and "(failure 5 of 5)" in log
+    assert "link: error: provisioning: giving up; exiting in 0.3 s" in log
+    assert certificate_dirs(store) == []
+    assert not (store / "preferred").exists()
+    assert_no_secrets(log, sim)
+
+
+def test_claim_rotation_when_the_broker_refuses_a_claim_certificate(sim, daemons, tmp_path,
+                                                                     rogue_pki):
+    # Two claim certificates: the preferred one from another CA (refused at the TLS
+    # handshake), the other the simulator's.
+    claimstore = tmp_path / "claim"
+    shutil.copytree(sim.claimstore, claimstore, symlinks=True)
+    (claimstore / "preferred").unlink(missing_ok=True)
+    good_id = certificate_dirs(claimstore)[0]
+    cert, key = rogue_pki.ca.issue_client("claim")
+    rogue_id = pki.write_certstore(claimstore, sim.endpoint, cert, key)
+    os.symlink(rogue_id, claimstore / "preferred")
+    store = empty_certstore(tmp_path, sim)
+    config = write_config(tmp_path, sim, claimstore=str(claimstore))
+
+    first = daemons(args(sim, store, config), tmp_path, env=FAST)
+    assert first.wait_exit(30) == 1
+    log = first.log()
+    refused = re.findall(r"connection closed before the CONNACK \(.*\) with claim "
+                         rf"certificate {rogue_id[:12]}", log)
+    assert len(refused) == 6, log
+    assert f"preferred claim certificate is now {good_id[:12]}" in log
+    assert os.readlink(claimstore / "preferred") == good_id
+    assert certificate_dirs(store) == []
+
+    second = daemons(args(sim, store, config), tmp_path, env=FAST)
+    assert second.wait_exit(20) == 0
+    assert f"with claim certificate {good_id[:12]}" in second.log()
+    assert_provisioned(store)
