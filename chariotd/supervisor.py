@@ -181,8 +181,11 @@ class Supervisor:
             if self.stopping:
                 log.debug("%s %s", role.log_name, describe_status(status))
             else:
-                log.error("%s (pid %d) %s; stopping the others", role.log_name, pid,
-                          describe_status(status))
+                # Exit 0 is a role that finished its job (fleet provisioning): no error.
+                done = os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+                log.log(logging.INFO if done else logging.ERROR,
+                        "%s (pid %d) %s; stopping the others", role.log_name, pid,
+                        describe_status(status))
                 self.stop(None, exit_status_for(status),
                           f"{role.log_name} {describe_status(status)}")
         if self.stopping and not self.children:

@@ -208,3 +208,44 @@ def test_claim_rotation_when_the_broker_refuses_a_claim_certificate(sim, daemons
     assert second.wait_exit(20) == 0
     assert f"with claim certificate {good_id[:12]}" in second.log()
     assert_provisioned(store)
+
+
+def test_reprovision_while_connected_then_restart_with_the_new_certificate(sim, daemons,
+                                                                         tmp_path):
+    store = sim.device(THING)  # the device already has a certificate for its thing
+    old_id = certificate_dirs(store)[0]
+    commands = tmp_path / "commands"
+    config = write_config(tmp_path, sim)
+    daemon = daemons(args(sim, store, config, f"--commands={commands}"), tmp_path)
+    daemon.wait_connected()
+    write_message(commands, "reprovision", "")
+    assert daemon.wait_exit(20) == 0
+    log = daemon.log()
+    assert "link: provisioning: reprovision requested" in log
+    assert "connection lost" not in log  # the device stayed connected meanwhile
+    assert os.listdir(commands / "new") == [] and os.listdir(commands / "failed") == []
+    new_id = os.readlink(store / "preferred")
+    assert new_id != old_id
+    assert certificate_dirs(store) == sorted([old_id, new_id])  # kept until new connects
+    assert stat.S_IMODE((store / new_id / f"{new_id}-private.pem.key").stat().st_mode) == 0o600
+    assert_no_secrets(log, sim)
+
+    again = use_shadow(daemons, sim, store, tmp_path)
+    again.wait_log(rf"link: certificate {new_id[:12]} connected; removed the certificates "
+                   rf"it replaced: {old_id[:12]}")
+    assert f"connecting to {sim.endpoint} with certificate {new_id[:12]}" in again.log()
+    assert certificate_dirs(store) == [new_id]
+    assert not (store / ".replacing").exists()
+
+
+def test_reprovision_without_fleetprov_is_refused(sim, daemons, tmp_path):
+    store = sim.device("dev1")
+    commands = tmp_path / "commands"
+    daemon = daemons([f"--clientid=dev1", f"--cacert={sim.cafile}", f"--certstore={store}",
+                      f"--commands={commands}"], tmp_path)
+    daemon.wait_connected()
+    write_message(commands, "reprovision", "")
+    wait_until(lambda: os.listdir(commands / "failed") == ["reprovision"],
+               message="reprovision in failed/")
+    assert "command 'reprovision' is not available" in daemon.log()
+    assert daemon.process.poll() is None
