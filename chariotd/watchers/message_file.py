@@ -48,6 +48,12 @@ def _refuse_constant(name: str):
     raise BadMessage(f"not JSON: {name} is not a JSON value")
 
 
+# One decoder and one encoder for every file (json.loads and json.dumps with options
+# would build one per call).
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def decode_json(data: bytes):
     """Strict JSON from bytes: UTF-8, no NaN/Infinity. Raises BadMessage."""
     try:
@@ -55,7 +61,7 @@ def decode_json(data: bytes):
     except UnicodeDecodeError as error:
         raise BadMessage(f"not UTF-8 text (byte {error.start})") from None
     try:
-        return json.loads(text, parse_constant=_refuse_constant)
+        return _DECODER.decode(text)
     except json.JSONDecodeError as error:
         raise BadMessage(f"not JSON: {error}") from None
     except RecursionError:
@@ -68,7 +74,7 @@ def encode_payload(value) -> bytes:
     try:
         if isinstance(value, str):
             return value.encode("utf-8")
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        return _ENCODER.encode(value).encode("utf-8")
     except UnicodeEncodeError:
         raise BadMessage("payload is not valid Unicode (lone surrogate)") from None
 

@@ -95,6 +95,7 @@ class MessagesHandler:
         self.inflight_names: Set[str] = set()
         self.generating: Optional[ProgramRun] = None
         self.generating_name: Optional[str] = None
+        self.letterhead_file: Optional[Tuple[bytes, dict]] = None  # last bytes, parsed
         self.attempts: Dict[str, int] = {}
         self.suspects: Set[str] = set()
         self.link_up = False
@@ -203,11 +204,17 @@ class MessagesHandler:
     def _read_letterhead(self, outgoing: Outgoing) -> None:
         path = self.options.letterhead_file
         try:
-            with open(path, "rb") as letterhead_file:
-                data = letterhead_file.read(MAX_FILE + 1)
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                data = os.read(fd, MAX_FILE + 1)
+            finally:
+                os.close(fd)
             if len(data) > MAX_FILE:
                 raise BadLetterhead(f"over {MAX_FILE} bytes")
-            letterhead = parse_letterhead(data)
+            if self.letterhead_file is None or data != self.letterhead_file[0]:
+                # parsed again only when its bytes changed
+                self.letterhead_file = (data, parse_letterhead(data))
+            letterhead = self.letterhead_file[1]
         except OSError as error:
             self._retry(outgoing.entry, f"letterhead file {path}: {error.strerror or error}",
                         charge=True)
