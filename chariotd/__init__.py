@@ -7,7 +7,8 @@ sdnotify     systemd's sd_notify protocol (READY, STATUS, WATCHDOG, STOPPING), p
 runtime      what every child process does first: title, signals, parent watch, loop
 loop         the one poll loop each process runs (zmq.Poller, timers, signal wake-up)
 log          one line per event on stderr, prefixed with the role
-certstore    certstore layout, the preferred symlink, rotation
+certstore    certstore layout, the preferred symlink, rotation, adding certificates
+fleetprov    the --fleetprov file, provisioning payloads and outfile (pure)
 topics       MQTT topic checks (AWS limits, no wildcards)
 fsutil       crash-safe file writes (temp file, fsync, rename, directory fsync)
 ipc/         mailboxes over ZeroMQ and the schema of every message between processes

@@ -249,3 +249,42 @@ def test_reprovision_without_fleetprov_is_refused(sim, daemons, tmp_path):
                message="reprovision in failed/")
     assert "command 'reprovision' is not available" in daemon.log()
     assert daemon.process.poll() is None
+
+
+def test_failed_reprovision_is_rejected_and_the_link_stays_up(sim, daemons, tmp_path):
+    store = sim.device(THING)
+    old_id = certificate_dirs(store)[0]
+    commands = tmp_path / "commands"
+    config = write_config(tmp_path, sim, parameters={})  # rejected by the template
+    daemon = daemons(args(sim, store, config, f"--commands={commands}"), tmp_path, env=FAST)
+    daemon.wait_connected()
+    write_message(commands, "reprovision", "")
+    wait_until(lambda: os.listdir(commands / "failed") == ["reprovision"], timeout=20,
+               message="reprovision in failed/")
+    log = daemon.log()
+    assert "provisioning failed: RegisterThing rejected: 400 InvalidParameters" in log
+    assert daemon.process.poll() is None and "connection lost" not in log
+    assert certificate_dirs(store) == [old_id] and os.readlink(store / "preferred") == old_id
+
+
+def test_a_new_certificate_that_cannot_connect_falls_back_to_the_old_one(
+        sim, daemons, tmp_path, rogue_pki):
+    """The state a reprovision leaves, with a new certificate the broker refuses: the
+    link's failure rotation goes back to the old one, which is kept."""
+    from chariotd.certstore import Certstore
+    store = sim.device(THING)
+    old_id = certificate_dirs(store)[0]
+    cert, key = rogue_pki.ca.issue_client(THING)
+    new_id = pki.certificate_id(cert)
+    certstore = Certstore(store)
+    certstore.add(new_id, cert, key)
+    certstore.mark_replacing(new_id)
+    certstore.set_preferred(new_id)
+    base = [f"--clientid=dev-{SERIAL}", f"--cacert={sim.cafile}", f"--certstore={store}"]
+    first = daemons(base, tmp_path, env=FAST)
+    assert first.wait_exit(20) == 1
+    assert f"preferred certificate is now {old_id[:12]}" in first.log()
+    second = daemons(base, tmp_path, env=FAST)
+    second.wait_connected()
+    assert f"with certificate {old_id[:12]}" in second.log()
+    assert certificate_dirs(store) == sorted([old_id, new_id])  # nothing removed
