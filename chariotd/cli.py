@@ -83,7 +83,8 @@ class Config:
 
     @property
     def wants_applier(self) -> bool:
-        return bool(self.shadow_targets() or self.commands)
+        return bool(self.shadow_targets() or self.commands or self.subscribe_write
+                    or self.subscribe_exec or self.tunnelmappings)
 
 
 # Per-directory message options (EXTENSIONS A): option name -> (MessageDir field, parser,
@@ -137,9 +138,7 @@ MESSAGE_OPTIONS = {
 
 # Flags accepted with their original spelling whose capability is not built yet. They
 # are refused with "not supported yet" rather than silently ignored.
-NOT_SUPPORTED_YET = {
-    "subscribe_write", "subscribe_exec", "tunnelmappings", "tunnelproxy", "tunnelcadir",
-}
+NOT_SUPPORTED_YET: set = set()
 
 
 class _Parser(argparse.ArgumentParser):
@@ -225,6 +224,21 @@ def _thing_pairs(values: List[str], flag: str) -> List[Tuple[ThingShadow, str]]:
     return pairs
 
 
+def parse_subscription(text: str, flag: str) -> Tuple[str, str]:
+    """TOPIC:PATH with PATH absolute, split at the first ':/' (so a topic may contain
+    ':', a path anything); TOPIC must be a valid filter (`+` and `#` allowed)."""
+    from chariotd.topics import BadTopic, check_filter
+    index = text.find(":/")
+    if index < 1:
+        raise ConfigError(f"--{flag}={text}: expected TOPIC:PATH with an absolute PATH")
+    topic, path = text[:index], text[index + 1:]
+    try:
+        check_filter(topic)
+    except BadTopic as error:
+        raise ConfigError(f"--{flag}={text}: {error}") from None
+    return topic, path
+
+
 def _tunnel_mapping(text: str) -> Tuple[str, Dict[str, int]]:
     thing, mapping = split_pair(text, "tunnelmappings", "THING:SVC=PORT[,SVC=PORT...]")
     services = {}
@@ -234,6 +248,14 @@ def _tunnel_mapping(text: str) -> Tuple[str, Dict[str, int]]:
             raise ConfigError(f"--tunnelmappings={text}: {item!r} is not SVC=PORT")
         services[name] = int(port)
     return parse_thing(thing, "tunnelmappings").thing, services
+
+
+def _tunnel_mappings(values: List[str]) -> List[Tuple[str, Dict[str, int]]]:
+    mappings = [_tunnel_mapping(text) for text in values]
+    things = [thing for thing, _ in mappings]
+    if len(set(things)) != len(things):
+        raise ConfigError("--tunnelmappings: the same thing is given twice")
+    return mappings
 
 
 def _message_dirs(args: argparse.Namespace) -> List[MessageDir]:
@@ -333,11 +355,11 @@ def parse(argv: List[str]) -> Config:
         defaultshadow=_thing_pairs(args.defaultshadow, "defaultshadow"),
         messages=_message_dirs(args),
         commands=args.commands,
-        subscribe_write=[split_pair(t, "subscribe-write", "TOPIC:PATH")
+        subscribe_write=[parse_subscription(t, "subscribe-write")
                          for t in args.subscribe_write],
-        subscribe_exec=[split_pair(t, "subscribe-exec", "TOPIC:PATH")
+        subscribe_exec=[parse_subscription(t, "subscribe-exec")
                         for t in args.subscribe_exec],
-        tunnelmappings=[_tunnel_mapping(t) for t in args.tunnelmappings],
+        tunnelmappings=_tunnel_mappings(args.tunnelmappings),
         tunnelproxy=args.tunnelproxy or "localproxy",
         tunnelcadir=args.tunnelcadir,
         keepalive=args.keepalive or 1200,

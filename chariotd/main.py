@@ -73,6 +73,8 @@ def validate(config: Config) -> None:
     for target, directory in config.services:
         if not os.path.isdir(directory):
             raise ConfigError(f"--services={target}:{directory}: not a directory")
+    if config.tunnelcadir and not os.path.isdir(config.tunnelcadir):
+        raise ConfigError(f"--tunnelcadir: {config.tunnelcadir} is not a directory")
 
 
 def build_roles(config: Config) -> List[Role]:

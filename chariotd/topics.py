@@ -52,3 +52,55 @@ def check_filter(topic_filter: str) -> str:
     if len(topic_filter.encode("utf-8")) > MAX_TOPIC_BYTES:
         raise BadTopic(f"topic filter is longer than {MAX_TOPIC_BYTES} bytes")
     return topic_filter
+
+
+def matches(topic_filter: str, topic: str) -> bool:
+    """True when TOPIC_FILTER (valid, see check_filter) matches the concrete TOPIC.
+
+    As AWS IoT Core matches (IOT_CORE.md section 1), which is MQTT 3.1.1 with one
+    difference: `+` is one whole level and `#` the remaining levels, neither matches a
+    first level starting with `$`, but `a/#` does not match `a` itself (it matches `a/`,
+    `a/b`, ...). chariotd follows AWS so that a device behaves the same against any
+    broker.
+    """
+    levels = topic.split("/")
+    wanted = topic_filter.split("/")
+    if topic.startswith("$") and wanted[0] in ("+", "#"):
+        return False
+    for index, level in enumerate(wanted):
+        if level == "#":
+            return len(levels) > index
+        if index >= len(levels) or (level != "+" and level != levels[index]):
+            return False
+    return len(levels) == len(wanted)
+
+
+def covers(general: str, specific: str) -> bool:
+    """True when every topic the filter SPECIFIC matches is also matched by GENERAL."""
+    levels = specific.split("/")
+    wanted = general.split("/")
+    if specific.startswith("$") and wanted[0] in ("+", "#"):
+        return False
+    for index, level in enumerate(wanted):
+        if level == "#":
+            return len(levels) > index
+        if index >= len(levels) or levels[index] == "#":
+            return False
+        if level != "+" and level != levels[index]:
+            return False
+    return len(levels) == len(wanted)
+
+
+def without_covered(filters) -> list:
+    """FILTERS in their order without duplicates and without the filters another one
+    covers: MQTT 3.1.1 lets a broker send one copy of a message per matching
+    subscription, and each copy would be handled again. (Filters that merely overlap,
+    such as `a/+` and `+/b`, can still bring a message twice from such a broker.)"""
+    kept = []
+    for topic_filter in filters:
+        if topic_filter in kept:
+            continue
+        if any(other != topic_filter and covers(other, topic_filter) for other in filters):
+            continue
+        kept.append(topic_filter)
+    return kept

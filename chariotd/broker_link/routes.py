@@ -12,8 +12,10 @@ from typing import Dict, List, Optional
 
 from chariotd.broker_link.shadow_topics import batches, parse_response_topic, response_filters
 from chariotd.cli import Config
-from chariotd.ipc.messages import ShadowResponse
+from chariotd.ipc.messages import Message, ShadowResponse
 from chariotd.runtime import APPLIER
+from chariotd.topics import matches, without_covered
+from chariotd.tunnel_request import notify_topic
 
 log = logging.getLogger(__name__)
 
@@ -22,8 +24,13 @@ class Router:
     def __init__(self, config: Config, mailbox):
         self.mailbox = mailbox
         self.targets = set(config.shadow_targets())
-        self.filters: List[str] = [f for target in config.shadow_targets()
-                                   for f in response_filters(target)]
+        # Subscriptions and tunnel notifications go to the applier as `message`.
+        self.message_filters: List[str] = [topic for topic, _ in config.subscribe_write
+                                           + config.subscribe_exec] + [
+            notify_topic(thing) for thing, _ in config.tunnelmappings]
+        self.filters: List[str] = without_covered(
+            [f for target in config.shadow_targets() for f in response_filters(target)]
+            + self.message_filters)
         self.waiting: Dict[int, List[str]] = {}
 
     def subscribe(self, client) -> bool:
@@ -43,14 +50,21 @@ class Router:
         for topic, code in zip(batch, reason_codes):
             if code.is_failure:
                 log.error("subscription to %s refused: %s", topic, code)
+        if not self.waiting:
+            log.info("subscribed to %d topic filters", len(self.filters))
         return not self.waiting
 
     def route(self, topic: str, payload: bytes) -> None:
         parsed = parse_response_topic(topic)
+        routed = False
         if parsed is not None and parsed[0] in self.targets:
             target, action, status = parsed
             self.mailbox.send(APPLIER, ShadowResponse(
                 thing=target.thing, shadow=target.shadow, action=action, status=status,
                 payload=payload))
-            return
-        log.debug("ignored a message on %s", topic)
+            routed = True
+        if any(matches(f, topic) for f in self.message_filters):
+            self.mailbox.send(APPLIER, Message(topic=topic, payload=payload))
+            routed = True
+        if not routed:
+            log.debug("ignored a message on %s", topic)

@@ -14,14 +14,16 @@ from typing import Dict, Optional, Tuple
 from chariotd import formats
 from chariotd.cli import Config, ThingShadow
 from chariotd.formats import FormatError
-from chariotd.ipc.messages import (Applied, Command, LinkState, LocalUpdate, Rejected,
-                                   ShadowRequest, ShadowResponse)
+from chariotd.ipc.messages import (Applied, Command, LinkState, LocalUpdate, Message,
+                                   Rejected, ShadowRequest, ShadowResponse)
 from chariotd.runtime import LINK, RoleContext
 from chariotd.services.default_shadow import DefaultShadow
 from chariotd.services.definitions import load_directory
 from chariotd.services.notify import Notifier
 from chariotd.services.service import Service
 from chariotd.services.shadow_sync import ShadowSync
+from chariotd.services.subscriptions import Subscriptions
+from chariotd.services.tunnels import Tunnels
 from chariotd.spawn import Spawner
 from chariotd.watchers.message_file import BadMessage, decode_json
 
@@ -59,6 +61,9 @@ class Applier:
         self.mailbox = context.mailbox
         self.spawner = Spawner(self.loop)
         self.services = load_services(self.config, Notifier(self.spawner))
+        self.subscriptions = Subscriptions(self.config.subscribe_write,
+                                           self.config.subscribe_exec, self.loop, self.spawner)
+        self.tunnels = Tunnels(self.config, self.loop)
         default_commands = dict(self.config.defaultshadow)
         self.link_up = False
         self.syncs: Dict[ThingShadow, ShadowSync] = {}
@@ -116,6 +121,11 @@ class Applier:
             return  # another client's get (responses reach every subscriber)
         handler(document)
 
+    def on_message(self, sender: str, message: Message) -> None:
+        handled = self.tunnels.on_message(message.topic, message.payload)
+        if not self.subscriptions.deliver(message.topic, message.payload) and not handled:
+            log.debug("no subscription for a message on %s", message.topic)
+
     def on_local_update(self, sender: str, update: LocalUpdate) -> None:
         request = (sender, update.id)
         target = ThingShadow(update.thing, update.shadow)
@@ -141,6 +151,8 @@ class Applier:
             log.info("refetch requested")
             self.refetch()
             self._finish((sender, command.id), None)
+        elif command.name in ("open-tunnel", "close-tunnel"):
+            self._finish((sender, command.id), self.tunnels.command(command.name, command.data))
         else:
             self._finish((sender, command.id), f"unknown command {command.name!r}")
 
@@ -161,8 +173,11 @@ def run(context: RoleContext) -> int:
         ShadowResponse: applier.on_shadow_response,
         LocalUpdate: applier.on_local_update,
         Command: applier.on_command,
+        Message: applier.on_message,
     }))
     try:
         return context.loop.run()
     finally:
         applier.spawner.kill_all()
+        applier.subscriptions.close()
+        applier.tunnels.stop_all()

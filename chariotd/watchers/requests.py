@@ -95,8 +95,8 @@ def update_route(thing: str, shadow: Optional[str]) -> Route:
 COMMAND_OWNERS: Dict[str, Optional[str]] = {
     "refetch": APPLIER,
     "reprovision": None,
-    "open-tunnel": None,
-    "close-tunnel": None,
+    "open-tunnel": APPLIER,
+    "close-tunnel": APPLIER,
 }
 
 

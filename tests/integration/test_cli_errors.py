@@ -44,7 +44,12 @@ CASES = [
     (["@good", "--last-will-topic=a/#", "--last-will-payload=x"], "wildcard"),
     (["@good", "--last-will-topic=a/b"], "go together"),
     (["@good", "--keepalive=-3"], "--keepalive"),
-    (["@good", "--tunnelmappings=thing"], "not supported yet"),
+    (["@good", "--tunnelmappings=thing"], "expected THING:SVC=PORT[,SVC=PORT...]"),
+    (["@good", "--tunnelmappings=thing:SSH"], "'SSH' is not SVC=PORT"),
+    (["@good", "--tunnelmappings=dev1:SSH=22", "--tunnelcadir=@tmp/nowhere"],
+     "--tunnelcadir: @tmp/nowhere is not a directory"),
+    (["@good", "--subscribe-write=a/#/b:/run/fifo"], "'#' must be a whole last level"),
+    (["@good", "--subscribe-exec=a/b:handler"], "expected TOPIC:PATH with an absolute PATH"),
 ]
 
 
