@@ -222,6 +222,7 @@ class Run:
         peaks: Dict[str, int] = {}
         idle_probe: List[int] = []
         stop = threading.Event()
+        spawned_epoch = time.time()
         proc = self.spawn([big, probe])
 
         def sample():
@@ -248,8 +249,10 @@ class Run:
                     latencies[phase].append(arrived - sent)
                 time.sleep(0.2)
             done = time.monotonic()
-            first = None
             got = self.sub.wait_count(tag, n, timeout=60)
+            with self.sub.cond:
+                arrivals = self.sub.first.get(tag, {}).values()
+                first = (min(arrivals) - spawned_epoch) if arrivals else None
             after = pss_by_process(proc.pid)
         finally:
             stop.set()
@@ -378,7 +381,8 @@ def render(results: Dict[str, object]) -> str:
     scale = results.get("scale")
     if scale:
         lines += ["", f"backlog of {scale['files']} files at start: drained in "
-                  f"{scale['seconds']:.1f} s, {scale['received']} received",
+                  f"{scale['seconds']:.1f} s, {scale['received']} received; the first "
+                  f"published {scale['first_publish'] or 0:.1f} s after the spawn (the scan)",
                   "peak Pss per process (MB)"]
         for title, kb in sorted(scale["peak_pss_kb"].items()):
             label = title if title.startswith("chariotd") else role(title)
