@@ -24,7 +24,7 @@ from chariotd.broker_link.shadow_topics import request_topic
 from chariotd.certstore import Certstore, CertstoreError
 from chariotd.cli import ThingShadow
 from chariotd.ipc.messages import (LinkHeartbeat, LinkState, Publish, Published,
-                                   PublishFailed, ShadowRequest)
+                                   PublishFailed, RequestTimeout, ShadowRequest)
 from chariotd.ipc.messages import Command  # reprovision, handled by self.provisioning
 from chariotd.runtime import RoleContext
 
@@ -116,8 +116,12 @@ class Link:
             self._failed("no usable certificate in the certstore")
             return
         self.last_connect = self.clock()
-        client = new_client(self.config.clientid, self.config.cacert, self.certificate,
-                            self.port, self.last_will)
+        try:
+            client = new_client(self.config.clientid, self.config.cacert, self.certificate,
+                                self.port, self.last_will)
+        except (OSError, ssl.SSLError) as error:  # e.g. a key that does not match
+            self._failed(f"certificate {self.certificate.id[:12]} is unusable: {error}")
+            return
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
@@ -142,17 +146,28 @@ class Link:
         self.connack_timer = self.loop.call_later(CONNACK_TIMEOUT, self._connack_timeout)
         self._schedule_misc()
 
-    def _failed(self, reason: str) -> None:
+    def _count_failure(self, reason: str) -> bool:
+        """One more connection failure or request timeout in a row; past MAX_FAILURES
+        rotate `preferred` and end the process (True)."""
         self.failures += 1
-        if self.failures > MAX_FAILURES:
-            rotated = self.certstore.rotate()
-            if rotated is not None:
-                log.error("%s; %d connection failures in a row; preferred certificate is "
-                          "now %s; exiting", reason, self.failures, rotated.id[:12])
-            else:
-                log.error("%s; %d connection failures in a row; exiting", reason,
-                          self.failures)
-            self.loop.stop(1)
+        if self.failures <= MAX_FAILURES:
+            return False
+        rotated = self.certstore.rotate()
+        if rotated is not None:
+            log.error("%s; %d connection failures in a row; preferred certificate is "
+                      "now %s; exiting", reason, self.failures, rotated.id[:12])
+        else:
+            log.error("%s; %d connection failures in a row; exiting", reason, self.failures)
+        self.loop.stop(1)
+        return True
+
+    def request_timed_out(self, sender: str, timeout: RequestTimeout) -> None:
+        if not self._count_failure(f"{timeout.what} timed out"):
+            log.warning("%s timed out (failure %d of %d)", timeout.what, self.failures,
+                        MAX_FAILURES)
+
+    def _failed(self, reason: str) -> None:
+        if self._count_failure(reason):
             return
         wait = max(backoff.delay(self.failures - 1),
                    self.last_connect + MIN_CONNECT_INTERVAL - self.clock())
@@ -195,6 +210,7 @@ class Link:
             self._enter(UP)
 
     def _on_message(self, client, userdata, message) -> None:
+        self.failures = 0  # an answer: the link works
         self.router.route(message.topic, message.payload)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
@@ -321,6 +337,7 @@ def run(context: RoleContext) -> int:
                             lambda: context.mailbox.dispatch({
                                 Command: link.provisioning.on_command,
                                 Publish: link.publish,
+                                RequestTimeout: link.request_timed_out,
                                 ShadowRequest: link.shadow_request}))
     link.start()
     if context.parent_mailbox and context.heartbeat_interval:

@@ -98,6 +98,13 @@ class ShadowRequest:
     payload: bytes
 
 
+@_kind("request_timeout")
+class RequestTimeout:
+    """applier -> link: a request (WHAT, e.g. "the shadow get of dev1") got no answer in
+    time; it counts as a connection failure (more than 5 in a row: rotate and exit)."""
+    what: str
+
+
 @_kind("shadow_response")
 class ShadowResponse:
     """link -> applier: a message on one of a shadow's response topics, e.g. ACTION

@@ -15,7 +15,7 @@ from chariotd import formats
 from chariotd.cli import Config, ThingShadow
 from chariotd.formats import FormatError
 from chariotd.ipc.messages import (Applied, Command, LinkState, LocalUpdate, Message,
-                                   Rejected, ShadowRequest, ShadowResponse)
+                                   Rejected, RequestTimeout, ShadowRequest, ShadowResponse)
 from chariotd.runtime import LINK, RoleContext
 from chariotd.services.default_shadow import DefaultShadow
 from chariotd.services.definitions import load_directory
@@ -73,7 +73,8 @@ class Applier:
                 target, self.services.get(target, {}), self.loop,
                 send=lambda action, payload, t=target: self._send(t, action, payload),
                 finish=self._finish, token_prefix=self.config.clientid[:40],
-                default_shadow=DefaultShadow(self.spawner, target, command) if command else None)
+                default_shadow=DefaultShadow(self.spawner, target, command) if command else None,
+                timed_out=lambda what: self.mailbox.send(LINK, RequestTimeout(what=what)))
 
     def _send(self, target: ThingShadow, action: str, payload: bytes) -> None:
         self.mailbox.send(LINK, ShadowRequest(thing=target.thing, shadow=target.shadow,

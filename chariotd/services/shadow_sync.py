@@ -17,6 +17,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import os
 from typing import Any, Callable, Dict, List, Optional
 
 from chariotd.cli import ThingShadow
@@ -27,7 +28,8 @@ log = logging.getLogger(__name__)
 
 OFFLINE, FETCHING, READY = "offline", "fetching", "ready"
 
-REQUEST_TIMEOUT = 10.0
+# CHARIOTD_REQUEST_TIMEOUT shortens it for the test suite; devices never set it.
+REQUEST_TIMEOUT = float(os.environ.get("CHARIOTD_REQUEST_TIMEOUT", "10"))
 GET_RETRY = 5.0
 UPDATE_RETRY = 3.0
 
@@ -55,7 +57,8 @@ class PendingUpdate:
 class ShadowSync:
     def __init__(self, target: ThingShadow, services, loop, send: Callable[[str, bytes], None],
                  finish: Callable[[int, Optional[str]], None], token_prefix: str,
-                 default_shadow: Optional[Callable[[Callable[[Any], None]], None]] = None):
+                 default_shadow: Optional[Callable[[Callable[[Any], None]], None]] = None,
+                 timed_out: Callable[[str], None] = lambda what: None):
         """SERVICES: the applier's Services for this shadow (may be empty); SEND(op,
         payload) publishes a request; FINISH(request_id, reason or None) answers a
         request file; DEFAULT_SHADOW(callback) produces the seed for a missing shadow."""
@@ -66,6 +69,7 @@ class ShadowSync:
         self.finish = finish
         self.token_prefix = token_prefix
         self.default_shadow = default_shadow
+        self.timed_out = timed_out  # tells the link: request timeouts count as failures
         self.state = OFFLINE
         self.reported: Dict[str, Any] = {}
         self.version = 0
@@ -107,6 +111,7 @@ class ShadowSync:
     def _get_timeout(self) -> None:
         log.warning("%s: no answer to the shadow get within %g s; asking again", self,
                     REQUEST_TIMEOUT)
+        self.timed_out(f"the shadow get of {self}")
         self.fetch()
 
     def _retry_fetch(self, delay: float) -> None:
@@ -250,6 +255,7 @@ class ShadowSync:
         if self.inflight is not None and self.state == READY:
             log.warning("%s: no answer to the shadow update within %g s; sending it again",
                         self, REQUEST_TIMEOUT)
+            self.timed_out(f"the shadow update of {self}")
             self._send_update()
 
     def on_update_accepted(self, document: dict) -> None:

@@ -67,9 +67,13 @@ def cmd_up(args) -> int:
     port = args.port if args.port is not None else recorded_port(args.dir)
     options = ShadowOptions(max_depth=args.max_depth,
                             delta_on_change_only=args.delta_on_change_only)
-    stop = threading.Event()
+    # Signals and the broker's death both write to a pipe the main thread waits on
+    # (an Event set from a signal handler can deadlock against its own wait()).
+    wake_read, wake_write = os.pipe()
+    os.set_blocking(wake_write, False)
+    signal.set_wakeup_fd(wake_write)
     for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
+        signal.signal(signum, lambda *_: None)
     sim = Simulator(args.dir, port=port, options=options, open_topics=not args.strict_topics)
     try:
         sim.start()
@@ -77,7 +81,7 @@ def cmd_up(args) -> int:
         return _fail(str(error))
     try:
         broker_process = sim.broker.process
-        threading.Thread(target=lambda: (broker_process.wait(), stop.set()),
+        threading.Thread(target=lambda: (broker_process.wait(), os.write(wake_write, b"x")),
                          daemon=True).start()
         paths = sim.paths
         commands = _demo(paths, sim.port)
@@ -91,7 +95,7 @@ def cmd_up(args) -> int:
               f"Or fleet provisioning with the claim certificate:\n"
               f"  {commands[1]}\n"
               f"Ctrl-C stops the simulator.", flush=True)
-        stop.wait()
+        os.read(wake_read, 1)
         if not sim.broker.running():
             return _fail(f"mosquitto exited; see {sim.broker.log_path}")
         return 0
@@ -141,6 +145,7 @@ def cmd_watch(args) -> int:
         return not (args.count and seen[0] >= args.count)
 
     def interrupt(*_):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once is enough
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, interrupt)

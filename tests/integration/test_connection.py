@@ -64,3 +64,14 @@ def test_no_certificate_exits_1_after_10_seconds(daemons, test_pki, broker, tmp_
     started = time.monotonic()
     assert daemon.wait_exit(15) == 1
     assert time.monotonic() - started > 8
+
+
+def test_unanswered_shadow_requests_count_as_failures(daemons, base_args, tmp_path):
+    """A broker without the shadow service: every get times out; more than 5 in a row
+    end the tree with status 1, as connection failures do."""
+    daemon = daemons([*base_args, f"--updates=dev1:{tmp_path / 'upd'}"], tmp_path,
+                     env={"CHARIOTD_REQUEST_TIMEOUT": "0.2"})
+    assert daemon.wait_exit(20) == 1
+    log = daemon.log()
+    assert "no answer to the shadow get" in log
+    assert "the shadow get of dev1 timed out; 6 connection failures in a row" in log

@@ -3,10 +3,9 @@ import pytest
 from hypothesis import given, strategies as st
 
 from chariotd.ipc.messages import (KINDS, Applied, BadFrame, Command, LinkHeartbeat,
-                                   LinkState, LocalUpdate, Publish, Published,
-                                   PublishFailed, Rejected, ShadowRequest, ShadowResponse,
-                                   decode, encode)
-from chariotd.ipc.messages import Message
+                                   LinkState, LocalUpdate, Message, Publish, Published,
+                                   PublishFailed, Rejected, RequestTimeout, ShadowRequest,
+                                   ShadowResponse, decode, encode)
 
 EXAMPLES = [
     Publish(ids=[1], topics=["a/b"], payloads=[b"\x00\xff"], qos=[1]),
@@ -21,6 +20,7 @@ EXAMPLES = [
     LocalUpdate(id=3, thing="T", shadow=None, key="foo", data=b"{}"),
     Command(id=4, name="refetch", data=b""),
     Applied(id=3),
+    RequestTimeout(what="the shadow get of T"),
     Rejected(id=4, reason="unknown command"),
     Message(topic="a/b", payload=b"\x00{}"),
 ]
