@@ -14,7 +14,7 @@ import signal
 import sys
 import traceback
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional
+from typing import Callable, List, Optional
 
 import setproctitle
 

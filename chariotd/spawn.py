@@ -3,8 +3,9 @@ shadow command, subscription handlers.
 
 Each command runs in its own session (so a timeout kills its whole process group),
 with `/` as working directory and an environment without the daemon's secrets. Its
-output pipes are read by the loop as data arrives; its exit is noticed on SIGCHLD.
-When both have happened, `on_done(Result)` is called.
+output pipes are read by the loop as data arrives; its exit is noticed on SIGCHLD,
+and then `on_done(Result)` is called with what it wrote (a daemon it started that
+still holds the pipes is not waited for).
 """
 
 from __future__ import annotations
@@ -37,12 +38,22 @@ def child_environment(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
     return env
 
 
+SHOWN = 500  # characters of a command's complaint that make it into a log line
+
+
+def shown(data: bytes) -> str:
+    """A command's output as one loggable piece of text, cut at SHOWN characters."""
+    text = data.decode("utf-8", errors="replace").strip()
+    return text if len(text) <= SHOWN else text[:SHOWN] + "..."
+
+
 @dataclass
 class Result:
     status: Optional[int]  # exit status, or -N when killed by signal N
     stdout: bytes
     stderr: bytes
     timed_out: bool = False
+    truncated: bool = False  # wrote more than OUTPUT_LIMIT on stdout or stderr
 
     @property
     def ok(self) -> bool:
@@ -79,17 +90,21 @@ class Spawner:
 
     def run(self, argv: List[str], on_done: Callable[[Result], None], timeout: float,
             stdin: bytes = b"", capture_stdout: bool = False,
-            env: Optional[Dict[str, str]] = None) -> Optional[int]:
-        """Start ARGV; returns its pid, or None (and on_done is called at once) when it
-        cannot be started."""
+            env: Optional[Dict[str, str]] = None, inherit_env: bool = True) -> Optional[int]:
+        """Start ARGV; returns its pid, or None when it cannot be started (on_done is then
+        called from the loop, never from inside run). ENV is added to the daemon's
+        environment without its secrets, or, when not INHERIT_ENV, is all the command
+        gets."""
         try:
             process = subprocess.Popen(
-                argv, cwd="/", env=child_environment(env), start_new_session=True,
+                argv, cwd="/", env=child_environment(env) if inherit_env else dict(env or {}),
+                start_new_session=True,
                 stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
                 stdout=subprocess.PIPE if capture_stdout else subprocess.DEVNULL,
                 stderr=subprocess.PIPE)
         except OSError as error:
-            on_done(Result(status=127, stdout=b"", stderr=str(error).encode()))
+            failed = Result(status=127, stdout=b"", stderr=str(error).encode())
+            self.loop.call_later(0, lambda: on_done(failed))
             return None
         child = _Child(process, on_done, stdin)
         self.children[process.pid] = child
@@ -119,21 +134,22 @@ class Spawner:
             self.loop.set_writer(fd, None)
             child.process.stdin.close()
 
-    def _read(self, child: _Child, fd: int) -> None:
-        try:
-            data = os.read(fd, 65536)
-        except BlockingIOError:
-            return
-        except OSError:
-            data = b""
-        if data:
+    def _read(self, child: _Child, fd: int) -> bool:
+        """Read what FD holds now; False once it is at EOF (and closed for us)."""
+        while True:
+            try:
+                data = os.read(fd, 65536)
+            except BlockingIOError:
+                return True
+            except OSError:
+                data = b""
+            if not data:
+                self.loop.forget(fd)
+                child.open_fds.remove(fd)
+                return False
             if child.sizes[fd] < OUTPUT_LIMIT:
                 child.output[fd].append(data[:OUTPUT_LIMIT - child.sizes[fd]])
             child.sizes[fd] += len(data)
-            return
-        self.loop.forget(fd)
-        child.open_fds.remove(fd)
-        self._maybe_done(child)
 
     def _timeout(self, child: _Child) -> None:
         if child.status is None:
@@ -151,8 +167,14 @@ class Spawner:
                     self._maybe_done(child)
 
     def _maybe_done(self, child: _Child) -> None:
-        if child.status is None or child.open_fds:
+        """Once the command exited: what its pipes hold now is its output. A process it
+        left behind that still holds a pipe is neither waited for nor killed."""
+        if child.status is None:
             return
+        for fd in list(child.open_fds):
+            if self._read(child, fd):
+                self.loop.forget(fd)
+                child.open_fds.remove(fd)
         self.children.pop(child.process.pid, None)
         if child.timer is not None:
             child.timer.cancel()
@@ -162,10 +184,11 @@ class Spawner:
             process.stdin.close()
         stdout = b"".join(child.output[process.stdout.fileno()]) if process.stdout else b""
         stderr = b"".join(child.output[process.stderr.fileno()]) if process.stderr else b""
+        truncated = any(size > OUTPUT_LIMIT for size in child.sizes.values())
         for stream in (process.stdout, process.stderr):
             if stream is not None:
                 stream.close()
-        child.on_done(Result(child.status, stdout, stderr, child.timed_out))
+        child.on_done(Result(child.status, stdout, stderr, child.timed_out, truncated))
 
     def kill_all(self) -> None:
         for child in self.children.values():

@@ -17,6 +17,7 @@ from typing import Dict, List, Optional, Tuple
 import paho.mqtt.client as mqtt
 
 from chariotd.broker_link import backoff
+from chariotd.broker_link.driver import ClientDriver
 from chariotd.broker_link.routes import Router
 from chariotd.broker_link.provisioning import Provisioning, retire_replaced
 from chariotd.broker_link.session import new_client
@@ -53,15 +54,13 @@ class Link:
         self.state_since = clock()
         self.failures = 0
         self.client: Optional[mqtt.Client] = None
-        self.fd: Optional[int] = None
+        self.driver = ClientDriver(self.loop, max(0.5, min(5.0, self.config.keepalive / 4)))
         self.certificate = None
         self.inflight: Dict[int, Tuple[str, int]] = {}  # mid -> (sender, request id)
         self.early_acks = set()
         self.acks: Dict[str, List[int]] = {}  # acknowledged this pass, per watcher
         self.last_connect = -MIN_CONNECT_INTERVAL
         self.connack_timer = None
-        self.misc_timer = None
-        self.misc_interval = max(0.5, min(5.0, self.config.keepalive / 4))
         self.last_will = None
         if self.config.last_will_topic is not None:
             self.last_will = (self.config.last_will_topic,
@@ -138,13 +137,9 @@ class Link:
             self.client = None
             self._failed(f"cannot connect to {self.host}:{self.port}: {error}")
             return
-        sock = client.socket()
-        if self.client is not client or sock is None:
+        if self.client is not client or not self.driver.attach(client):
             return  # refused while sending CONNECT: the disconnect callback handled it
-        self.fd = sock.fileno()
-        self.loop.add_reader(self.fd, self._readable)
         self.connack_timer = self.loop.call_later(CONNACK_TIMEOUT, self._connack_timeout)
-        self._schedule_misc()
 
     def _count_failure(self, reason: str) -> bool:
         """One more connection failure or request timeout in a row; past MAX_FAILURES
@@ -218,9 +213,8 @@ class Link:
             self._lost(f"connection lost ({reason_code})")
 
     def _on_socket_close(self, client, userdata, sock) -> None:
-        if self.fd is not None and client is self.client:
-            self.loop.forget(self.fd)
-            self.fd = None
+        if client is self.client:
+            self.driver.detach()
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         request = self.inflight.pop(mid, None)
@@ -232,11 +226,7 @@ class Link:
 
     def _lost(self, reason: str) -> None:
         was = self.state
-        if self.fd is not None:
-            self.loop.forget(self.fd)
-            self.fd = None
-        if self.misc_timer is not None:
-            self.misc_timer.cancel()
+        self.driver.detach()
         if self.connack_timer is not None:
             self.connack_timer.cancel()
         self.client = None
@@ -251,41 +241,12 @@ class Link:
         elif was == CONNECTING:
             self._failed(reason)
 
-    # -- socket -------------------------------------------------------------------------
-    def _readable(self) -> None:
-        client = self.client
-        if client is None:
-            return
-        client.loop_read()
-        # TLS may hold decrypted bytes that poll() cannot see.
-        while self.client is client:
-            sock = client.socket()
-            if sock is None or not isinstance(sock, ssl.SSLSocket) or not sock.pending():
-                break
-            client.loop_read()
-
-    def _writable(self) -> None:
-        if self.client is not None:
-            self.client.loop_write()
-
     def after_each_pass(self) -> None:
         if self.acks:
             for sender, ids in self.acks.items():
                 self.mailbox.send(sender, Published(ids=ids))
             self.acks = {}
-        if self.fd is not None and self.client is not None:
-            self.loop.set_writer(self.fd, self._writable if self.client.want_write() else None)
-
-    def _schedule_misc(self) -> None:
-        self.misc_timer = self.loop.call_later(self.misc_interval, self._misc)
-
-    def _misc(self) -> None:
-        client = self.client
-        if client is None:
-            return
-        client.loop_misc()  # keep-alive pings; closes a link that stopped answering
-        if self.client is client:
-            self._schedule_misc()
+        self.driver.after_each_pass()
 
     # -- requests from the watchers -------------------------------------------------------
     def publish(self, sender: str, request: Publish) -> None:

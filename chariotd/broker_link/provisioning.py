@@ -39,6 +39,7 @@ import paho.mqtt.client as mqtt
 
 from chariotd import fleetprov
 from chariotd.broker_link import backoff
+from chariotd.broker_link.driver import ClientDriver
 from chariotd.broker_link.session import new_client
 from chariotd.certstore import Certificate, Certstore, CertstoreError
 from chariotd.fleetprov import FleetProv, FleetProvError
@@ -56,6 +57,7 @@ FIRST_BOOT, REPROVISION = "first boot", "reprovision"
 MAX_FAILURES = 5
 RESPONSE_TIMEOUT = 20.0   # for the CONNACK, the SUBACK and each response
 KEEPALIVE = 60
+MISC_INTERVAL = 5.0  # paho's keep-alive housekeeping
 NOTIFY_TIMEOUT = 10.0
 # CHARIOTD_FLEETPROV_PAUSE shortens the pause before exit 1 for the test suite; devices
 # never set it (see README, "Fleet provisioning").
@@ -91,9 +93,8 @@ class Provisioning:
         self.failures = 0
         self.last_connect = -MIN_CONNECT_INTERVAL
         self.client: Optional[mqtt.Client] = None
-        self.fd: Optional[int] = None
+        self.driver = ClientDriver(self.loop, MISC_INTERVAL)
         self.timer = None
-        self.misc_timer = None
         self.subscribe_mid: Optional[int] = None
         self.claim_id = ""
         self.key_pem: Optional[str] = None
@@ -182,12 +183,8 @@ class Provisioning:
             self._attempt_failed(f"cannot connect to {host}:{port} with claim certificate "
                                  f"{short(claim.id)}: {error}")
             return
-        sock = client.socket()
-        if self.client is not client or sock is None:
+        if self.client is not client or not self.driver.attach(client):
             return  # refused while sending CONNECT: the disconnect callback handled it
-        self.fd = sock.fileno()
-        self.loop.add_reader(self.fd, self._readable)
-        self.misc_timer = self.loop.call_later(5.0, self._misc)
 
     def _deadline(self, what: str) -> None:
         if self.timer is not None:
@@ -317,47 +314,19 @@ class Provisioning:
             self._attempt_failed(f"connection lost ({reason_code})")
 
     def _on_socket_close(self, client, userdata, sock) -> None:
-        if client is self.client and self.fd is not None:
-            self.loop.forget(self.fd)
-            self.fd = None
-
-    # -- the socket ---------------------------------------------------------------------
-    def _readable(self) -> None:
-        client = self.client
-        if client is None:
-            return
-        client.loop_read()
-        while self.client is client:  # TLS may hold decrypted bytes poll() cannot see
-            sock = client.socket()
-            if sock is None or not isinstance(sock, ssl.SSLSocket) or not sock.pending():
-                break
-            client.loop_read()
-
-    def _writable(self) -> None:
-        if self.client is not None:
-            self.client.loop_write()
+        if client is self.client:
+            self.driver.detach()
 
     def after_each_pass(self) -> None:
-        if self.fd is not None and self.client is not None:
-            self.loop.set_writer(self.fd, self._writable if self.client.want_write() else None)
-
-    def _misc(self) -> None:
-        client = self.client
-        if client is not None:
-            client.loop_misc()
-            if self.client is client:
-                self.misc_timer = self.loop.call_later(5.0, self._misc)
+        self.driver.after_each_pass()
 
     def _close(self) -> None:
         """End the claim connection (a DISCONNECT when it is up), forget its timers."""
         client, self.client = self.client, None
-        for timer in (self.timer, self.misc_timer):
-            if timer is not None:
-                timer.cancel()
-        self.timer = self.misc_timer = None
-        if self.fd is not None:
-            self.loop.forget(self.fd)
-            self.fd = None
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        self.driver.detach()
         if client is None:
             return
         if self.state in (SUBSCRIBING, CREATING, REGISTERING):
@@ -416,7 +385,7 @@ class Provisioning:
         if not self.fleetprov.notifycmd:
             self._succeeded()
             return
-        from chariotd.services.notify import shown
+        from chariotd.spawn import shown
         from chariotd.spawn import Spawner
         if self.spawner is None:
             self.spawner = Spawner(self.loop)

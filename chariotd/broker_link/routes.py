@@ -8,7 +8,7 @@ before its responses can be received.
 from __future__ import annotations
 
 import logging
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 from chariotd.broker_link.shadow_topics import batches, parse_response_topic, response_filters
 from chariotd.cli import Config

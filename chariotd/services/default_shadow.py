@@ -9,7 +9,7 @@ import logging
 from typing import Any, Callable
 
 from chariotd.cli import ThingShadow
-from chariotd.services.notify import shown
+from chariotd.spawn import shown
 from chariotd.spawn import Result, Spawner
 from chariotd.watchers.message_file import BadMessage, decode_json
 

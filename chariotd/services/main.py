@@ -6,7 +6,6 @@ updates and commands the watchers hand it, and answers them once they are finish
 
 from __future__ import annotations
 
-import json
 import logging
 import signal
 from typing import Dict, Optional, Tuple

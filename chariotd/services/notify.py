@@ -9,17 +9,9 @@ import logging
 from typing import Any
 
 from chariotd.services.definitions import ServiceDefinition
-from chariotd.spawn import Result, Spawner
+from chariotd.spawn import Result, Spawner, shown
 
 log = logging.getLogger(__name__)
-
-STDERR_SHOWN = 500
-
-
-def shown(data: bytes) -> str:
-    text = data.decode("utf-8", errors="replace").strip()
-    return text if len(text) <= STDERR_SHOWN else text[:STDERR_SHOWN] + "..."
-
 
 class Notifier:
     def __init__(self, spawner: Spawner):

@@ -23,7 +23,7 @@ import os
 from typing import Deque, List, Optional, Tuple
 
 from chariotd.loop import Loop
-from chariotd.services.notify import shown
+from chariotd.spawn import shown
 from chariotd.spawn import Result, Spawner
 from chariotd.topics import matches
 

@@ -5,7 +5,6 @@ message_file  parse and check a message file (pure)
 compression   gzip / deflate of a payload (pure)
 letterhead    letterhead parsing, merging, and the generator's environment (pure)
 queue         the messages backlog: order, priorities, slots (pure)
-program       one run of a helper program (the letterhead generator) in the poll loop
 messages      the messages handler: backlog, window, retries, jam detection, letterheads
 main          the watcher roles' entry points
 """

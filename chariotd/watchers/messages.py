@@ -41,7 +41,7 @@ from chariotd.watchers.letterhead import (
 from chariotd.watchers.message_file import (
     MAX_PAYLOAD, BadMessage, build_message, full_topic, peek_priority, priority_fields,
     read_document)
-from chariotd.watchers.program import ProgramRun
+from chariotd.spawn import Result, Spawner, shown
 from chariotd.watchers.queue import Backlog, Entry
 
 log = logging.getLogger(__name__)
@@ -93,7 +93,7 @@ class MessagesHandler:
         self.inflight: Dict[int, InFlight] = {}
         self.outbox: List[Tuple[int, object]] = []  # released this pass, not yet sent
         self.inflight_names: Set[str] = set()
-        self.generating: Optional[ProgramRun] = None
+        self.spawner = Spawner(self.loop) if options.letterhead_generator else None
         self.generating_name: Optional[str] = None
         self.letterhead_file: Optional[Tuple[bytes, dict]] = None  # last bytes, parsed
         self.attempts: Dict[str, int] = {}
@@ -152,7 +152,7 @@ class MessagesHandler:
         return 1 if self.suspects else self.options.concurrency
 
     def pump(self) -> None:
-        while (self.link_up and not self.unscanned and self.generating is None
+        while (self.link_up and not self.unscanned and self.generating_name is None
                and len(self.inflight) < self.window):
             entry = self._next_entry()
             if entry is None:
@@ -231,18 +231,25 @@ class MessagesHandler:
             os.environ, topic=outgoing.topic, path=self.actiondir.path_of(entry.name),
             mtime_ns=outgoing.identity[1], priority=priority, slot=slot,
             was_prioritised=entry.prioritised)
-        self.generating_name = entry.name
-        self.generating = ProgramRun(
-            self.loop, self.options.letterhead_generator, env, LETTERHEAD_TIME_LIMIT,
-            MAX_FILE, lambda output, failure: self._generated(outgoing, output, failure))
+        self.generating_name = entry.name  # one generator at a time
+        self.spawner.run([self.options.letterhead_generator],
+                         lambda result: self._generated(outgoing, result),
+                         timeout=LETTERHEAD_TIME_LIMIT, capture_stdout=True, env=env,
+                         inherit_env=False)
 
-    def _generated(self, outgoing: Outgoing, output: Optional[bytes],
-                   failure: Optional[str]) -> None:
-        self.generating = self.generating_name = None
-        letterhead = None
-        if failure is None:
+    def _generated(self, outgoing: Outgoing, result: Result) -> None:
+        self.generating_name = None
+        program = self.options.letterhead_generator
+        letterhead = failure = None
+        if result.stderr.strip():
+            log.warning("letterhead generator said: %s", shown(result.stderr))
+        if not result.ok:
+            failure = f"{program} {result.describe()}"
+        elif result.truncated or len(result.stdout) > MAX_FILE:
+            failure = f"{program} wrote more than {MAX_FILE} bytes"
+        else:
             try:
-                letterhead = parse_letterhead(output)
+                letterhead = parse_letterhead(result.stdout)
             except BadLetterhead as error:
                 failure = f"its output: {error}"
         if failure is not None:
@@ -351,6 +358,5 @@ class MessagesHandler:
         self.loop.stop(1)
 
     def close(self) -> None:
-        if self.generating is not None:
-            self.generating.cancel()
-            self.generating = self.generating_name = None
+        if self.spawner is not None:
+            self.spawner.kill_all()

@@ -111,7 +111,6 @@ def command_route(name: str, data: bytes, request_id: int,
     if name not in owners:
         return f"unknown command {name!r}"
     owner = owners[name]
-
     if owner is None:
         return f"command {name!r} is not available (its capability is not enabled)"
     return owner, Command(id=request_id, name=name, data=data)
