@@ -114,9 +114,10 @@ def empty(directory: Path) -> bool:
         return next(entries, None) is None
 
 
-def wait_empty(directory: Path, timeout: float) -> Optional[float]:
+def wait_empty(directory: Path, timeout: float, proc: Proc) -> Optional[float]:
+    """When DIRECTORY became empty; None if it did not within TIMEOUT or PROC died."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and proc.alive():
         if empty(directory):
             return time.monotonic()
         time.sleep(0.01)
@@ -191,7 +192,7 @@ class Run:
                  "lh-generator": [f"--default-letterhead-generator={self.generator}"]}
         proc = self.spawn([directory], extra.get(variant, []))
         try:
-            done = wait_empty(directory / "new", self.args.timeout)
+            done = wait_empty(directory / "new", self.args.timeout, proc)
             connected = proc.wait_connected(timeout=1)
             got = self.sub.wait_count(tag, count, timeout=30)
             result = {"files": count, "received": self.sub.received(tag)}
@@ -237,7 +238,7 @@ class Run:
         try:
             proc.wait_connected(timeout=30)
             seq = 0
-            while not empty(big / "new"):
+            while not empty(big / "new") and proc.alive():
                 seq += 1
                 phase = ("during_drain" if self.sub.received(tag) else "before_first_publish")
                 (probe / "tmp" / f"p{seq}").write_text(json.dumps(
