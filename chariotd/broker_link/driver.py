@@ -4,6 +4,7 @@ keep-alive housekeeping. Used for the link's connection and the provisioning one
 
 from __future__ import annotations
 
+import socket
 import ssl
 from typing import Optional
 
@@ -23,6 +24,10 @@ class ClientDriver:
         sock = client.socket()
         if sock is None:
             return False
+        try:  # small request/response packets: no Nagle delay behind a PUBACK
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
         self.client = client
         self.fd = sock.fileno()
         self.loop.add_reader(self.fd, self._readable)

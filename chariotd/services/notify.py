@@ -31,5 +31,8 @@ class Notifier:
                 log.warning("service %s: notify command said: %s", definition.key,
                             shown(result.stderr))
 
-        self.spawner.run(["/bin/sh", "-c", definition.notifycmd], done,
-                         timeout=definition.timeout, stdin=stdin)
+        # Started once this pass of the loop is over, so the reported update that the
+        # same change produced goes out first.
+        self.spawner.loop.call_later(0, lambda: self.spawner.run(
+            ["/bin/sh", "-c", definition.notifycmd], done, timeout=definition.timeout,
+            stdin=stdin))
