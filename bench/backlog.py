@@ -39,6 +39,7 @@ import json
 import os
 import platform
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -345,6 +346,7 @@ class Run:
         finally:
             self.sub.stop()
             self.broker.stop()
+            shutil.rmtree(self.work, ignore_errors=True)
 
 
 def median(samples: List[dict], key: str) -> Optional[float]:
