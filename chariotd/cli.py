@@ -49,6 +49,7 @@ class MessageDir:
     topic_suffix: str = ""
     letterhead_file: Optional[str] = None
     letterhead_generator: Optional[str] = None
+    reserved_topics: bool = False  # may publish to $aws/... beyond $aws/rules/...
 
 
 @dataclass
@@ -116,6 +117,12 @@ def _order(text: str) -> str:
     return text
 
 
+def _allow(text: str) -> bool:
+    if text not in ("allow", "refuse"):
+        raise ValueError("must be allow or refuse")
+    return text == "allow"
+
+
 MESSAGE_OPTIONS = {
     "message-concurrency": ("concurrency", _positive_int,
                             "messages published but not yet acknowledged at once (default 10)"),
@@ -134,6 +141,10 @@ MESSAGE_OPTIONS = {
                         "JSON file each message is merged on top of"),
     "letterhead-generator": ("letterhead_generator", str,
                              "program whose JSON output is each message's letterhead"),
+    "message-reserved-topics": ("reserved_topics", _allow,
+                                "allow: message files may publish to reserved $ topics "
+                                "such as $aws/things/... (shadow, jobs); refuse (default): "
+                                "only $aws/rules/... (Basic Ingest) among them"),
 }
 
 # Flags accepted with their original spelling whose capability is not built yet. They

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Dict, Optional
 
 from chariotd import formats
+from chariotd.shadow.values import deeper_than
 
 # AWS: provisioning template names are 1-36 of [0-9A-Za-z_-].
 TEMPLATE_RE = re.compile(r"^[0-9A-Za-z_-]{1,36}$")
@@ -29,6 +30,7 @@ TEMPLATE_RE = re.compile(r"^[0-9A-Za-z_-]{1,36}$")
 CERTIFICATE_ID_RE = re.compile(r"^[0-9A-Za-z]{1,128}$")
 OUTFORMATS = ("JSON", "SHELL")  # PLAINTEXT cannot hold the result (an object)
 MAX_CONFIG = 1 << 20
+MAX_CONFIGURATION_DEPTH = 32  # of a RegisterThing deviceConfiguration (AWS's is flat)
 
 CREATE = "$aws/certificates/create/json"
 CREATE_FROM_CSR = "$aws/certificates/create-from-csr/json"
@@ -79,6 +81,8 @@ def parse(text: str) -> FleetProv:
         doc = json.loads(text)
     except ValueError as error:
         raise FleetProvError(f"not valid JSON: {error}") from None
+    except RecursionError:
+        raise FleetProvError("not valid JSON: nested too deeply") from None
     if not isinstance(doc, dict):
         raise FleetProvError("must be a JSON object")
     claimstore = _string(doc, "claimstore", True)
@@ -145,7 +149,7 @@ class Registered:
 def _json_object(payload: bytes, what: str) -> dict:
     try:
         doc = json.loads(payload.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise FleetProvError(f"{what}: the response is not JSON") from None
     if not isinstance(doc, dict):
         raise FleetProvError(f"{what}: the response is not a JSON object")
@@ -186,6 +190,9 @@ def parse_registered(payload: bytes) -> Registered:
     configuration = doc.get("deviceConfiguration", {})
     if not isinstance(configuration, dict):
         raise FleetProvError("RegisterThing: deviceConfiguration is not an object")
+    if deeper_than(configuration, MAX_CONFIGURATION_DEPTH):
+        # AWS sends a flat map of strings; the outfile writers walk it recursively.
+        raise FleetProvError("RegisterThing: deviceConfiguration is nested too deeply")
     return Registered(thing, configuration)
 
 
@@ -193,7 +200,7 @@ def describe_rejection(payload: bytes) -> str:
     """`statusCode errorCode: errorMessage` of a */rejected payload (or what it was)."""
     try:
         doc = json.loads(payload.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return "(the rejection is not JSON)"
     if not isinstance(doc, dict):
         return "(the rejection is not a JSON object)"

@@ -23,7 +23,15 @@ def write_file_atomic(path, data: bytes, mode: int = 0o644) -> None:
     """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+    # O_EXCL|O_NOFOLLOW: never write through a file or symlink someone else put under
+    # the temp name (an outfile directory may be writable by other users). One left by
+    # an earlier crash of the same pid is removed and the open tried once more.
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(tmp, flags, mode)
+    except FileExistsError:
+        os.unlink(tmp)
+        fd = os.open(tmp, flags, mode)
     try:
         try:
             os.fchmod(fd, mode)

@@ -39,6 +39,18 @@ def check_publish_topic(topic: object) -> str:
     return topic
 
 
+def check_not_reserved(topic: str) -> str:
+    """Return TOPIC unless it is reserved (starts with `$`) and not a Basic Ingest
+    topic (`$aws/rules/...`); raise BadTopic then. Message files may publish to other
+    `$aws/...` topics (shadow, jobs, ...) only where the operator allows it
+    (`message-reserved-topics=allow`): a shadow update there could change what the
+    device's own services are told to do."""
+    if topic.startswith("$") and not topic.startswith(BASIC_INGEST):
+        raise BadTopic(f"topic {topic[:60]!r} is reserved: only {BASIC_INGEST}... (Basic "
+                       "Ingest) is allowed without message-reserved-topics=allow")
+    return topic
+
+
 def check_filter(topic_filter: str) -> str:
     """Return TOPIC_FILTER if it is a valid subscription filter, else raise BadTopic."""
     if not topic_filter:

@@ -34,7 +34,7 @@ def notify_topic(thing: str) -> str:
 def _object(data: bytes) -> dict:
     try:
         document = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise BadTunnelRequest("not JSON") from None
     if not isinstance(document, dict):
         raise BadTunnelRequest("not a JSON object")

@@ -206,7 +206,12 @@ class Link:
 
     def _on_message(self, client, userdata, message) -> None:
         self.failures = 0  # an answer: the link works
-        self.router.route(message.topic, message.payload)
+        try:
+            topic = message.topic
+        except UnicodeDecodeError:  # a broker should refuse such a topic; never crash
+            log.warning("ignored a message whose topic is not UTF-8")
+            return
+        self.router.route(topic, message.payload)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         if client is self.client:

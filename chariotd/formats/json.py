@@ -16,9 +16,16 @@ from __future__ import annotations
 import json as _json
 import math
 
+from chariotd.shadow.values import deeper_than
+
 from .errors import FormatError
 
 NAME = "JSON"
+
+# A device shadow nests at most 6 to 8 levels (IOT_CORE.md section 2.7); a value
+# nested deeper than this is refused, so that no hostile file can exhaust the stack
+# of the code that walks the value afterwards.
+MAX_DEPTH = 32
 
 # JavaScript prints integral numbers below 1e21 without a fraction or exponent.
 _JS_PLAIN_INTEGER_LIMIT = 1e21
@@ -33,9 +40,16 @@ def parse(text: str) -> object:
     if not isinstance(text, str):
         raise FormatError(f"JSON reads text, not {type(text).__name__}")
     try:
-        return _json.loads(text, parse_constant=_refuse_constant)
+        value = _json.loads(text, parse_constant=_refuse_constant)
     except _json.JSONDecodeError as e:
         raise FormatError(f"JSON: {e}") from None
+    except ValueError as e:  # an integer of more digits than Python converts
+        raise FormatError(f"JSON: {e}") from None
+    except RecursionError:
+        raise FormatError("JSON: nested too deeply") from None
+    if deeper_than(value, MAX_DEPTH):
+        raise FormatError(f"JSON: nested deeper than {MAX_DEPTH} levels")
+    return value
 
 
 def _prepare(value: object, where: str) -> object:

@@ -21,4 +21,9 @@ def stringify(value: object) -> str:
     if not isinstance(value, str):
         raise FormatError(
             f"PLAINTEXT writes one string; the value is {type(value).__name__}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise FormatError("PLAINTEXT: the value holds a lone surrogate, not writable as "
+                          "UTF-8") from None
     return value

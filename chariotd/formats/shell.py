@@ -416,16 +416,22 @@ def _statements(reader: _Reader) -> List[Tuple[str, ShellValue]]:
 _LEVEL_SEPARATOR = re.compile(r"(?<=[^_])_(?=.)", re.S)
 
 
+MAX_LEVELS = 32  # as formats.json.MAX_DEPTH
+
+
 def split_name(name: str) -> List[str]:
     """The object levels a flattened NAME stands for."""
     return _LEVEL_SEPARATOR.split(name)
 
 
 def parse(text: str) -> dict:
-    """TEXT read back into a value: nested objects, booleans and numbers restored."""
+    """TEXT read back into a value: nested objects, booleans and numbers restored.
+    A name of more than MAX_LEVELS levels is refused (a shadow nests far less)."""
     out: dict = {}
     for name, value in parse_assignments(text).items():
         levels = split_name(name)
+        if len(levels) > MAX_LEVELS:
+            raise FormatError(f"SHELL: {name[:40]}... has more than {MAX_LEVELS} levels")
         node = out
         for i, level in enumerate(levels[:-1]):
             child = node.setdefault(level, {})

@@ -218,8 +218,8 @@ def decode(data: bytes) -> Tuple[str, Any]:
     if not isinstance(sender, str) or not sender:
         raise BadFrame(f"{op}: missing sender")
     unknown = set(frame) - set(kind.field_names)
-    if unknown:
-        raise BadFrame(f"{op}: unknown fields {sorted(unknown)}")
+    if unknown:  # keys may be str and bytes: sort by repr
+        raise BadFrame(f"{op}: unknown fields {sorted(unknown, key=repr)}")
     missing = kind.required - set(frame)
     if missing:
         raise BadFrame(f"{op}: missing fields {sorted(missing)}")

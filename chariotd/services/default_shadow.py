@@ -9,6 +9,8 @@ import logging
 from typing import Any, Callable
 
 from chariotd.cli import ThingShadow
+from chariotd.formats.json import MAX_DEPTH
+from chariotd.shadow.values import deeper_than
 from chariotd.spawn import shown
 from chariotd.spawn import Result, Spawner
 from chariotd.watchers.message_file import BadMessage, decode_json
@@ -44,6 +46,11 @@ class DefaultShadow:
             if not isinstance(document, dict):
                 log.error("%s: default shadow command output is not a JSON object; "
                           "creating an empty shadow", self.target)
+                seed({})
+                return
+            if deeper_than(document, MAX_DEPTH):
+                log.error("%s: default shadow command output is nested deeper than %d "
+                          "levels; creating an empty shadow", self.target, MAX_DEPTH)
                 seed({})
                 return
             seed(document)

@@ -206,6 +206,8 @@ def _fields_from_json(text: str) -> Dict[str, Any]:
         fields = json.loads(text)
     except ValueError as e:
         raise DefinitionError(f"not valid JSON: {e}") from None
+    except RecursionError:
+        raise DefinitionError("not valid JSON: nested too deeply") from None
     if not isinstance(fields, dict):
         raise DefinitionError(f"must hold a JSON object, not {_type_name(fields)}")
     return fields

@@ -132,6 +132,8 @@ def read_exported_object(text: str) -> dict:
         raise JSModuleError("code after the exported object is not supported")
     try:
         value = json5.loads(object_text)
+    except RecursionError:
+        raise JSModuleError("the exported object is nested too deeply") from None
     except ValueError as e:
         functions = tuple(function_keys(object_text))
         if functions:

@@ -23,10 +23,15 @@ from chariotd.services.service import Service
 from chariotd.services.shadow_sync import ShadowSync
 from chariotd.services.subscriptions import Subscriptions
 from chariotd.services.tunnels import Tunnels
+from chariotd.shadow.values import deeper_than
 from chariotd.spawn import Spawner
 from chariotd.watchers.message_file import BadMessage, decode_json
 
 log = logging.getLogger(__name__)
+
+# A shadow response nests a few levels around state that AWS holds to 6-8 levels
+# (IOT_CORE.md 2.7); anything deeper is hostile and ignored before any code walks it.
+MAX_DOCUMENT_DEPTH = 40
 
 
 def load_services(config: Config, notifier) -> Dict[ThingShadow, Dict[str, Service]]:
@@ -107,6 +112,10 @@ class Applier:
         if not isinstance(document, dict):
             log.warning("%s: ignored a shadow %s/%s message that is not an object", sync,
                         response.action, response.status)
+            return
+        if deeper_than(document, MAX_DOCUMENT_DEPTH):
+            log.warning("%s: ignored a shadow %s/%s message nested deeper than %d levels",
+                        sync, response.action, response.status, MAX_DOCUMENT_DEPTH)
             return
         handler = {
             ("get", "accepted"): sync.on_get_accepted,

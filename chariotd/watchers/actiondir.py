@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+from stat import S_ISREG
 from typing import Callable, List
 
 from inotify_simple import INotify, flags
@@ -64,10 +65,14 @@ class ActionDir:
 
     def read(self, name: str, limit: int):
         """(bytes, identity) of new/NAME; identity tells a replaced file from the one read.
-        Raises FileNotFoundError when it is gone, ValueError when over LIMIT bytes."""
-        fd = os.open(self.path_of(name), os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        Raises FileNotFoundError when it is gone, ValueError when over LIMIT bytes or
+        not a regular file (a FIFO or device moved in is never read: it could block)."""
+        fd = os.open(self.path_of(name),
+                     os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
         try:
             stat = os.fstat(fd)
+            if not S_ISREG(stat.st_mode):
+                raise ValueError("not a regular file")
             if stat.st_size > limit:
                 raise ValueError(f"file is {stat.st_size} bytes; at most {limit} are read")
             chunks = []

@@ -26,7 +26,10 @@ def compress(payload: bytes, method: object) -> bytes:
         return gzip.compress(payload, compresslevel=LEVEL, mtime=0)
     if method == "deflate":
         return zlib.compress(payload, LEVEL)
-    shown = json.dumps(method, ensure_ascii=False)
+    try:
+        shown = json.dumps(method, ensure_ascii=False)
+    except (RecursionError, ValueError):  # hostile nesting, or a huge integer
+        shown = f"a nested {type(method).__name__}"
     if len(shown) > 40:
         shown = shown[:37] + "..."
     raise UnknownCompression(f"compress {shown} is not one of {', '.join(METHODS)}; "

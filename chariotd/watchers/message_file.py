@@ -22,7 +22,7 @@ import json
 from dataclasses import dataclass
 from typing import Optional, Tuple, Union
 
-from chariotd.topics import BadTopic, check_publish_topic
+from chariotd.topics import BadTopic, check_not_reserved, check_publish_topic
 from chariotd.watchers.compression import UnknownCompression, compress
 
 MAX_PAYLOAD = 128 * 1024  # AWS IoT Core's message size limit
@@ -64,6 +64,10 @@ def decode_json(data: bytes):
         return _DECODER.decode(text)
     except json.JSONDecodeError as error:
         raise BadMessage(f"not JSON: {error}") from None
+    except BadMessage:  # NaN or Infinity
+        raise
+    except ValueError as error:  # e.g. an integer of more digits than Python converts
+        raise BadMessage(f"not JSON: {error}") from None
     except RecursionError:
         raise BadMessage("not JSON: nested too deeply") from None
 
@@ -77,6 +81,20 @@ def encode_payload(value) -> bytes:
         return _ENCODER.encode(value).encode("utf-8")
     except UnicodeEncodeError:
         raise BadMessage("payload is not valid Unicode (lone surrogate)") from None
+    except RecursionError:
+        raise BadMessage("payload is nested too deeply") from None
+    except ValueError as error:  # an integer of more digits than Python converts
+        raise BadMessage(f"payload cannot be encoded: {error}") from None
+
+
+def shown(value, limit: int = 40) -> str:
+    """VALUE as JSON for a log line, cut at LIMIT characters (any value: a hostile
+    one nested too deeply for the encoder is named by its type)."""
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (RecursionError, ValueError):
+        text = f"a nested {type(value).__name__}"
+    return text[:limit]
 
 
 def _is_number(value) -> bool:
@@ -88,10 +106,10 @@ def priority_fields(document: dict) -> Tuple[Optional[Number], Optional[Slot]]:
     priority = document.get("priority")
     slot = document.get("priority_slot")
     if priority is not None and not _is_number(priority):
-        raise BadMessage(f"priority must be a number, not {json.dumps(priority)[:40]}")
+        raise BadMessage(f"priority must be a number, not {shown(priority)}")
     if slot is not None and not (isinstance(slot, str) or _is_number(slot)):
         raise BadMessage(f"priority_slot must be a string or a number, "
-                         f"not {json.dumps(slot)[:40]}")
+                         f"not {shown(slot)}")
     return priority, slot
 
 
@@ -120,16 +138,19 @@ def peek_priority(data: bytes) -> Tuple[Optional[Number], Optional[Slot]]:
         return None, None
 
 
-def full_topic(document: dict, prefix: str = "", suffix: str = "") -> str:
+def full_topic(document: dict, prefix: str = "", suffix: str = "",
+               allow_reserved: bool = False) -> str:
     """The topic a document is published to: PREFIX + its topic + SUFFIX, checked
-    against AWS IoT Core's limits as a whole."""
+    against AWS IoT Core's limits as a whole, and not a reserved `$` topic other than
+    `$aws/rules/...` unless ALLOW_RESERVED."""
     topic = document.get("topic")
     if not isinstance(topic, str):
         raise BadMessage(f"topic must be a string, not {type(topic).__name__}")
     if not topic:
         raise BadMessage("topic is empty")
     try:
-        return check_publish_topic(prefix + topic + suffix)
+        full = check_publish_topic(prefix + topic + suffix)
+        return full if allow_reserved else check_not_reserved(full)
     except BadTopic as error:
         raise BadMessage(str(error)) from None
 
@@ -138,8 +159,9 @@ def build_message(document: dict, topic: str) -> Message:
     """The message to publish to TOPIC from DOCUMENT (a message file's document,
     possibly merged on top of a letterhead), or raise BadMessage."""
     qos = document.get("qos", 1)
-    if isinstance(qos, bool) or qos not in (0, 1):
-        raise BadMessage(f"qos must be 0 or 1, not {json.dumps(qos)}")
+    if isinstance(qos, bool) or not isinstance(qos, (int, float)) or qos not in (0, 1):
+        raise BadMessage(f"qos must be 0 or 1, not {shown(qos)}")
+    qos = int(qos)  # 1.0 is 1 in JSON
     payload = encode_payload(document.get("payload"))
     warning = ""
     method = document.get("compress")
@@ -153,7 +175,8 @@ def build_message(document: dict, topic: str) -> Message:
     return Message(topic=topic, payload=payload, qos=qos, warning=warning)
 
 
-def parse_message(data: bytes, prefix: str = "", suffix: str = "") -> Message:
+def parse_message(data: bytes, prefix: str = "", suffix: str = "",
+                  allow_reserved: bool = False) -> Message:
     """Parse a message file's bytes (no letterhead), or raise BadMessage."""
     document = read_document(data)
-    return build_message(document, full_topic(document, prefix, suffix))
+    return build_message(document, full_topic(document, prefix, suffix, allow_reserved))

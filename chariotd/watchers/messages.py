@@ -189,7 +189,8 @@ class MessagesHandler:
             return
         try:
             document = read_document(data)
-            topic = full_topic(document, self.options.topic_prefix, self.options.topic_suffix)
+            topic = full_topic(document, self.options.topic_prefix, self.options.topic_suffix,
+                               self.options.reserved_topics)
         except BadMessage as error:
             self._give_up(name, str(error))
             return

@@ -86,6 +86,10 @@ def update_route(thing: str, shadow: Optional[str]) -> Route:
         key = name.split(".", 1)[0]
         if not key:
             return "the file name gives no shadow key"
+        try:
+            key.encode("utf-8")
+        except UnicodeEncodeError:  # os.listdir gave undecodable bytes as surrogates
+            return "the file name is not UTF-8, so it names no shadow key"
         return APPLIER, LocalUpdate(id=request_id, thing=thing, shadow=shadow, key=key,
                                     data=data)
     return route
