@@ -15,13 +15,14 @@ systemd restarts the service. STOPPING=1 goes out when the tree starts to stop.
 
 from __future__ import annotations
 
+import fcntl
 import gc
 import logging
 import os
 import shutil
 import signal
 import tempfile
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from chariotd.cli import Config
 from chariotd.ipc.messages import LinkHeartbeat, LinkState
@@ -57,13 +58,58 @@ def exit_status_for(status: int) -> int:
     return 1
 
 
-def make_rundir() -> str:
+RUNDIR_PREFIX = "chariotd-"
+RUNDIR_LOCK = "lock"  # held (flock) by the tree while it runs; children inherit it
+
+
+def sweep_stale_rundirs(base: str) -> List[str]:
+    """Remove the runtime directories of trees that were killed outright (SIGKILL, OOM):
+    theirs is the only place that removes them. A directory is stale when nobody holds
+    its lock; directories without a lock (another tree still creating its own) are
+    left alone. Returns the names removed."""
+    removed = []
+    try:
+        entries = list(os.scandir(base))
+    except OSError:
+        return removed
+    for entry in entries:
+        try:
+            if (not entry.name.startswith(RUNDIR_PREFIX)
+                    or not entry.is_dir(follow_symlinks=False)
+                    or entry.stat(follow_symlinks=False).st_uid != os.geteuid()):
+                continue
+            fd = os.open(os.path.join(entry.path, RUNDIR_LOCK),
+                         os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            continue  # a running tree holds it
+        finally:
+            os.close(fd)
+        shutil.rmtree(entry.path, ignore_errors=True)
+        removed.append(entry.name)
+    return removed
+
+
+def make_rundir() -> Tuple[str, int]:
+    """A private runtime directory and the fd of its lock, held until the whole tree
+    is gone (the children inherit it across fork; it is closed on exec)."""
     base = os.environ.get("RUNTIME_DIRECTORY") or os.environ.get("XDG_RUNTIME_DIR")
     if not base or not os.access(base, os.W_OK):
         base = None
-    path = tempfile.mkdtemp(prefix="chariotd-", dir=base)
+    removed = sweep_stale_rundirs(base or tempfile.gettempdir())
+    if removed:
+        log.info("removed the runtime directories of killed runs: %s", ", ".join(removed))
+    path = tempfile.mkdtemp(prefix=RUNDIR_PREFIX, dir=base)
     os.chmod(path, 0o700)
-    return path
+    # Locked before it gets its name, so that a sweeper never sees it unlocked.
+    building = os.path.join(path, f".{RUNDIR_LOCK}")
+    lock_fd = os.open(building, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fcntl.flock(lock_fd, fcntl.LOCK_EX)
+    os.rename(building, os.path.join(path, RUNDIR_LOCK))
+    return path, lock_fd
 
 
 class Supervisor:
@@ -83,7 +129,7 @@ class Supervisor:
         self.unhealthy_logged = False
 
     def start(self) -> None:
-        self.rundir = make_rundir()
+        self.rundir, self.rundir_lock = make_rundir()
         listen = PARENT if self.notifier.enabled else None
         heartbeat = self.notifier.watchdog / 4 if self.notifier.watchdog else None
         read_fd, write_fd = os.pipe()

@@ -475,3 +475,169 @@ def silent_link(test_pki, workdir: Path, stalls: int = 1, keepalive: int = 2,
         broker.stop()
     tally.seconds = time.monotonic() - began
     return tally
+
+
+# -- a restart storm against a broker that refuses the certificate ------------------------------
+
+def process_group_members(pgid: int) -> List[int]:
+    members = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(entry))
+    return members
+
+
+ATTEMPT = re.compile(r"link: connecting to ")
+
+
+def rejected_certificate_storm(test_pki, rogue_pki, workdir: Path, restarts: int = 20,
+                               backoff_base: float = 0.05) -> Tally:
+    """The device's certificate comes from a CA the broker does not trust: every TLS
+    handshake fails. chariotd is restarted RESTARTS times as soon as it exits (no
+    supervisor throttling at all). Each run must give up only after its backoff
+    (MAX_FAILURES + 1 attempts, at least the minimum connect interval apart) and exit 1;
+    the link's file descriptors must not grow from one failed attempt to the next; no
+    process, runtime directory or temp file may be left behind."""
+    from chariotd.broker_link.main import MAX_FAILURES
+    from chariotd.sim import pki
+    from conftest import start_broker
+
+    tally = Tally("certificate refused by the broker: restart storm")
+    began = time.monotonic()
+    workdir.mkdir(parents=True, exist_ok=True)
+    broker = start_broker(test_pki, workdir / "broker")
+    rundir_base = workdir / "rundir-base"
+    rundir_base.mkdir()
+    fd_samples: List[List[int]] = []
+    durations = []
+    try:
+        cert, key = rogue_pki.ca.issue_client("dev1")
+        certstore = workdir / "certstore"
+        cert_id = pki.write_certstore(certstore, broker.endpoint, cert, key)
+        args = ["--clientid=dev1", f"--cacert={test_pki.cafile}", f"--certstore={certstore}"]
+        env = {"CHARIOTD_BACKOFF_BASE": str(backoff_base), "TMPDIR": str(rundir_base)}
+        for run in range(restarts):
+            started = time.monotonic()
+            daemon = start_daemon(args, workdir, env)
+            try:
+                samples = []
+                if run == 0:  # one run watched closely: the link's fds after each failure
+                    link = wait_until(lambda: role_pid(daemon, "chariotd: link"),
+                                      message="the link process")
+                    for failure in range(1, MAX_FAILURES + 1):
+                        wait_until(lambda: f"(failure {failure} of" in daemon.log()
+                                   or daemon.process.poll() is not None,
+                                   message=f"failure {failure}")
+                        samples.append(open_fds(link))
+                    fd_samples.append(samples)
+                status = daemon.wait_exit(30)
+            finally:
+                daemon.stop()
+            durations.append(time.monotonic() - started)
+            tally.faults += 1
+            log = daemon.log()
+            attempts = len(ATTEMPT.findall(log))
+            assert status == 1, f"run {run} exited {status}\n{log}"
+            assert attempts == MAX_FAILURES + 1, f"run {run}: {attempts} attempts\n{log}"
+            assert "connection failures in a row; exiting" in log, log
+            assert durations[-1] >= MAX_FAILURES * min(1.0, backoff_base), durations[-1]
+            assert process_group_members(daemon.pid) == [], "processes left behind"
+            assert files_in(rundir_base) == [], f"left in the rundir base: {files_in(rundir_base)}"
+            assert files_in(certstore) == sorted([cert_id, "endpoint.txt", "preferred"]), \
+                f"certstore now holds {files_in(certstore)}"
+        for samples in fd_samples:
+            assert len(set(samples)) == 1, f"the link's fds after each failure: {samples}"
+        tally.notes.append(
+            f"{restarts} runs in {sum(durations):.1f} s ({min(durations):.2f}-"
+            f"{max(durations):.2f} s each, {MAX_FAILURES + 1} attempts each); link fds after "
+            f"failures 1..{MAX_FAILURES}: {fd_samples[0]}")
+        tally.fd_samples = fd_samples
+    finally:
+        broker.stop()
+    tally.seconds = time.monotonic() - began
+    return tally
+
+
+# -- SIGKILL of the whole tree at random moments --------------------------------------------------
+
+def check_rundir_base(base: Path) -> None:
+    """After a start, only the running tree's runtime directory may be there."""
+    left = files_in(base)
+    assert len(left) <= 1, f"runtime directories left behind by killed trees: {left}"
+
+
+def kill_drain(test_pki, workdir: Path, rounds: int = 20, backlog: int = 1000,
+               live: int = 150, window: int = 10, seed: int = 0) -> Tally:
+    """ROUNDS times: start the tree, drop LIVE more files into new/ while it runs, and
+    SIGKILL the whole process group at a random moment (during start-up, the scan, the
+    drain or idle); then start it again, as runit would. Finally every message must
+    have reached the subscriber and new/ be empty; duplicates at most one window per
+    kill."""
+    from chariotd.sim import pki
+
+    tally = Tally("SIGKILL of the tree during drains")
+    rng = random.Random(seed)
+    began = time.monotonic()
+    workdir.mkdir(parents=True, exist_ok=True)
+    broker = persistent_broker(test_pki, workdir / "broker")
+    sub = daemon = None
+    rundir_base = workdir / "rundir-base"
+    rundir_base.mkdir()
+    try:
+        cert, key = test_pki.ca.issue_client("dev1")
+        certstore = workdir / "certstore"
+        pki.write_certstore(certstore, broker.endpoint, cert, key)
+        sub = watching_subscriber(test_pki, broker, "t/drain/#")
+        mqtt_dir = workdir / "mqtt"
+        fill_backlog(mqtt_dir, backlog)
+        total = backlog
+        args = ["--clientid=dev1", f"--cacert={test_pki.cafile}", f"--certstore={certstore}",
+                f"--messages={mqtt_dir}", f"--default-message-concurrency={window}"]
+        env = {"CHARIOTD_BACKOFF_BASE": "0.05", "TMPDIR": str(rundir_base)}
+        for _ in range(rounds):
+            daemon = start_daemon(args, workdir, env)
+            kill_at = time.monotonic() + rng.uniform(0.2, 1.5)
+            time.sleep(rng.uniform(0.0, 0.6))
+            fill_backlog(mqtt_dir, live, start=total)  # a writer busy meanwhile
+            total += live
+            time.sleep(max(0.0, kill_at - time.monotonic()))
+            kill_tree(daemon)
+            tally.faults += 1
+            assert temp_names(mqtt_dir / "new") == [] and files_in(mqtt_dir / "failed") == []
+            for name in files_in(mqtt_dir / "new"):  # what is left is whole, as written
+                index = int(name[1:])
+                assert (mqtt_dir / "new" / name).read_text() == message_file(index)
+            daemon.stop()
+        daemon = start_daemon(args, workdir, env)
+        wait_until(lambda: files_in(mqtt_dir / "new") == [], timeout=60,
+                   message=lambda: f"new/ empty\n{daemon.log()[-3000:]}")
+        check_rundir_base(rundir_base)
+        everything = set(range(total))
+        wait_until(lambda: set(deliveries(sub)) >= everything, timeout=30,
+                   message=lambda: f"missing {sorted(everything - set(deliveries(sub)))[:50]}")
+        time.sleep(0.3)
+        seen = deliveries(sub)
+        tally.messages_sent = total
+        tally.messages_received = sum(seen.values())
+        tally.duplicates = tally.messages_received - len(seen)
+        tally.lost = len(everything - set(seen))
+        tally.requests_handled = total
+        assert tally.lost == 0
+        assert files_in(mqtt_dir / "failed") == []
+        assert tally.duplicates <= tally.faults * window, \
+            f"{tally.duplicates} duplicates for {tally.faults} kills, window {window}"
+    finally:
+        if daemon is not None:
+            daemon.stop()
+        if sub is not None:
+            sub.close()
+        broker.stop()
+    tally.seconds = time.monotonic() - began
+    return tally

@@ -25,3 +25,12 @@ def test_a_silent_link_is_noticed_within_the_keepalive_bound(test_pki, tmp_path,
     print(tally.as_dict())
     assert tally.lost == 0
     assert max(tally.detections) <= campaigns.silence_bound(2) + 1.0
+
+
+@pytest.mark.slow
+def test_restart_storm_against_a_broker_that_refuses_the_certificate(test_pki, rogue_pki,
+                                                                       tmp_path):
+    tally = campaigns.rejected_certificate_storm(test_pki, rogue_pki, tmp_path, restarts=20,
+                                                   backoff_base=0.02)
+    print(tally.as_dict())
+    assert tally.faults == 20

@@ -56,7 +56,7 @@ def test_sigterm_and_sigint_stop_everything_with_status_0(daemons, base_args, tm
         daemon.wait_connected()
         (rundir,) = list(rundirs.iterdir())
         assert stat.S_IMODE(rundir.stat().st_mode) == 0o700
-        assert sorted(os.listdir(rundir)) == ["link", "msg0"]  # the mailboxes
+        assert sorted(os.listdir(rundir)) == ["link", "lock", "msg0"]  # mailboxes, lock
         children = daemon.children()
         daemon.signal(signum)
         assert daemon.wait_exit(5) == 0
