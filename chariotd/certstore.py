@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Tuple
 
-from chariotd.fsutil import fsync_dir, replace_symlink, write_file_atomic
+from chariotd.fsutil import fsync_dir, remove_stale_temps, replace_symlink, write_file_atomic
 
 DEFAULT_PORT = 8883
 PREFERRED = "preferred"
@@ -167,6 +167,18 @@ class Certstore:
         for entry in os.scandir(self.path):
             if entry.name.startswith(ADDING) and entry.is_dir(follow_symlinks=False):
                 shutil.rmtree(entry.path, ignore_errors=True)
+
+    def sweep(self) -> List[str]:
+        """At start: remove what a process killed mid-write left (half-built certificate
+        directories, temp names of `preferred` and `.replacing`). Returns the names
+        removed; raises OSError when the certstore cannot be listed."""
+        before = {entry.name for entry in os.scandir(self.path)
+                  if entry.name.startswith(ADDING)}
+        self._sweep()
+        removed = sorted(before)
+        for name in (PREFERRED, REPLACING):
+            removed += remove_stale_temps(self.path / name)
+        return removed
 
     def mark_replacing(self, cert_id: str) -> None:
         """CERT_ID replaces the other certificates once it has connected."""

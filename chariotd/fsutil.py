@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import List
 
 
 def fsync_dir(directory) -> None:
@@ -62,3 +63,29 @@ def replace_symlink(link, target: str) -> None:
     os.symlink(target, tmp)
     os.replace(tmp, link)
     fsync_dir(link.parent)
+
+
+def remove_stale_temps(path) -> List[str]:
+    """Remove the temp names `write_file_atomic` and `replace_symlink` use for PATH
+    (`.NAME.tmp-PID`) that a process killed between creating and renaming one left
+    beside it; ours (this pid) is left alone. Call it at start, before writing PATH.
+    Returns the names removed; what cannot be removed is skipped."""
+    path = Path(path)
+    prefix = f".{path.name}.tmp-"
+    removed: List[str] = []
+    try:
+        entries = list(os.scandir(path.parent))
+    except OSError:
+        return removed
+    for entry in entries:
+        pid = entry.name[len(prefix):]
+        if not entry.name.startswith(prefix) or not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                continue
+            os.unlink(entry.path)
+        except OSError:
+            continue
+        removed.append(entry.name)
+    return removed

@@ -641,3 +641,193 @@ def kill_drain(test_pki, workdir: Path, rounds: int = 20, backlog: int = 1000,
         broker.stop()
     tally.seconds = time.monotonic() - began
     return tally
+
+
+SERVICE = """module.exports = {{
+  key: '{key}',
+  outfile: '{outfile}',
+  outformat: '{outformat}',
+  informat: 'JSON',
+  notifycmd: 'echo {key} >> {notified}',
+}}
+"""
+
+
+def check_outfiles(out: Path, formats_by_name: Dict[str, str]) -> int:
+    """Every outfile present parses in its format. Returns how many were checked."""
+    from chariotd import formats
+    checked = 0
+    for name, outformat in formats_by_name.items():
+        path = out / name
+        if not path.exists():
+            continue
+        text = path.read_text()
+        try:
+            value = formats.get(outformat).parse(text)
+        except Exception as error:  # noqa: BLE001 - any failure is the finding
+            raise AssertionError(f"{path} is not valid {outformat}: {error}\n{text!r}")
+        assert isinstance(value, dict) and value, f"{path}: {value!r}"
+        checked += 1
+    return checked
+
+
+def kill_shadow(sim, workdir: Path, rounds: int = 20, seed: int = 0) -> Tally:
+    """ROUNDS times: start the tree (services with JSON and SHELL outfiles, --updates),
+    let the cloud change desired state and a local writer drop update files, and
+    SIGKILL the process group at a random moment; start again. After every kill each
+    outfile present must parse; in the end the outfiles hold the last values, every
+    update file was reported (at least once) and left new/, and no temp file is left."""
+    tally = Tally("SIGKILL of the tree during shadow updates")
+    rng = random.Random(seed)
+    began = time.monotonic()
+    thing = "dev1"
+    svcs, out, updates = workdir / "svcs", workdir / "out", workdir / "updates"
+    for directory in (svcs, out):
+        directory.mkdir(parents=True)
+    outformats = {"cloud_json": "JSON", "cloud_shell": "SHELL", "local": "JSON"}
+    for key, outformat in outformats.items():
+        (svcs / f"{key}.js").write_text(SERVICE.format(
+            key=key, outfile=out / key, outformat=outformat, notified=workdir / "notified"))
+    rundir_base = workdir / "rundir-base"
+    rundir_base.mkdir()
+    args = [f"--clientid={thing}", f"--cacert={sim.cafile}",
+            f"--certstore={sim.device(thing)}", f"--services={thing}:{svcs}",
+            f"--updates={thing}:{updates}"]
+    env = {"CHARIOTD_BACKOFF_BASE": "0.05", "CHARIOTD_REQUEST_TIMEOUT": "2",
+           "TMPDIR": str(rundir_base)}
+    written: Dict[str, str] = {}
+    desired: Dict[str, dict] = {}
+    daemon = None
+    try:
+        for number in range(rounds):
+            daemon = start_daemon(args, workdir, env)
+            kill_at = time.monotonic() + rng.uniform(0.3, 2.0)
+            time.sleep(rng.uniform(0.0, 0.8))
+            desired = {"cloud_json": {"round": number, "text": f"it's \"{number}\" $(x)"},
+                       "cloud_shell": {"round": number, "words": ["a b", f"r{number}"]}}
+            sim.set_desired(thing, None, desired)
+            tally.messages_sent += 1
+            for name, value in ((f"local.{number:04d}", {"n": number}),
+                                (f"note{number}", {"r": number})):
+                if not (updates / "tmp").is_dir():
+                    break  # killed before it made its directories: the writer waits
+                text = json.dumps(value)
+                (updates / "tmp" / name).write_text(text)
+                os.rename(updates / "tmp" / name, updates / "new" / name)
+                written[name] = text
+            time.sleep(max(0.0, kill_at - time.monotonic()))
+            kill_tree(daemon)
+            tally.faults += 1
+            tally.outfiles_checked += check_outfiles(out, outformats)
+            for name in files_in(updates / "new"):  # what waits is whole, as written
+                assert (updates / "new" / name).read_text() == written[name]
+            assert files_in(updates / "failed") == []
+            daemon.stop()
+        daemon = start_daemon(args, workdir, env)
+
+        def reported() -> dict:
+            return (sim.get_shadow(thing) or {}).get("state", {}).get("reported", {})
+
+        wait_until(lambda: files_in(updates / "new") == [], timeout=30,
+                   message=lambda: f"updates/new empty\n{daemon.log()[-3000:]}")
+        notes = {name: json.loads(text) for name, text in written.items()
+                 if name.startswith("note")}
+        last_local = max((n for n in written if n.startswith("local.")), default=None)
+        wait_until(lambda: all(reported().get(name) == value for name, value in notes.items())
+                   and reported().get("cloud_json") == desired["cloud_json"]
+                   and reported().get("cloud_shell") == desired["cloud_shell"], timeout=30,
+                   message=lambda: f"every update reported; reported={reported()}\n"
+                   f"{daemon.log()[-3000:]}")
+        wait_until(lambda: "desired" not in (sim.get_shadow(thing) or {}).get("state", {})
+                   or not (sim.get_shadow(thing)["state"]["desired"]), timeout=10,
+                   message="desired cleared")
+        tally.outfiles_checked += check_outfiles(out, outformats)
+        assert json.loads((out / "cloud_json").read_text()) == desired["cloud_json"]
+        from chariotd import formats
+        assert formats.get("SHELL").parse((out / "cloud_shell").read_text()) == \
+            desired["cloud_shell"]
+        if last_local is not None:
+            assert json.loads((out / "local").read_text()) == json.loads(written[last_local])
+        assert files_in(updates / "failed") == []
+        assert temp_names(out) == [], f"temp files left beside the outfiles: {files_in(out)}"
+        check_rundir_base(rundir_base)
+        tally.requests_handled = len(written)
+        tally.notes.append(f"{len(written)} update files, {rounds} desired changes")
+    finally:
+        if daemon is not None:
+            daemon.stop()
+    tally.seconds = time.monotonic() - began
+    return tally
+
+
+def kill_fleetprov(sim, workdir: Path, rounds: int = 20, seed: int = 0) -> Tally:
+    """ROUNDS first boots, each from an empty certstore (CreateKeysAndCertificate and
+    CSR in turn, JSON and SHELL outfiles in turn): the tree is SIGKILLed at a random
+    moment of provisioning and started again, as runit would, until it has a
+    certificate. After every kill each certificate directory is complete with a key
+    that fits; in the end there is exactly one, preferred, the outfile holds the
+    result, the notify command ran, and no temp name is left."""
+    from chariotd import formats
+
+    tally = Tally("SIGKILL of the tree during fleet provisioning")
+    rng = random.Random(seed)
+    began = time.monotonic()
+    workdir.mkdir(parents=True, exist_ok=True)
+    rundir_base = workdir / "rundir-base"
+    rundir_base.mkdir()
+    env = {"CHARIOTD_BACKOFF_BASE": "0.01", "CHARIOTD_FLEETPROV_PAUSE": "0.3",
+           "TMPDIR": str(rundir_base)}
+    expected = {"thing": "sim-0001", "configuration": {"serial": "0001", "greeting": "hello"}}
+    daemon = None
+    try:
+        for number in range(rounds):
+            store = workdir / f"certs{number}"
+            store.mkdir(mode=0o700)
+            (store / "endpoint.txt").write_text(sim.endpoint + "\n")
+            outformat = "JSON" if number % 2 == 0 else "SHELL"
+            outfile = workdir / f"provisioned{number}"
+            notified = workdir / f"notified{number}"
+            config = workdir / f"fleetprov{number}.json"
+            config.write_text(json.dumps({
+                "claimstore": str(sim.claimstore), "template": "chariotd-sim",
+                "parameters": {"SerialNumber": "0001"}, "csr": number % 4 >= 2,
+                "outfile": str(outfile), "outformat": outformat,
+                "notifycmd": f"echo done >> {notified}"}))
+            args = ["--clientid=dev-0001", f"--cacert={sim.cafile}", f"--certstore={store}",
+                    f"--fleetprov={config}"]
+            daemon = start_daemon(args, workdir, env)
+            time.sleep(rng.uniform(0.1, 1.2))
+            kill_tree(daemon)
+            daemon.stop()
+            tally.faults += 1
+            tally.certificates_checked += check_certstore(store)
+            if outfile.exists():
+                tally.outfiles_checked += 1
+                assert formats.get(outformat).parse(outfile.read_text()) == expected
+            for _ in range(5):  # restarted until it has its certificate
+                daemon = start_daemon(args, workdir, env)
+                status = wait_until(
+                    lambda: daemon.process.poll() is not None
+                    or "link: connecting to" in daemon.log(), timeout=30,
+                    message=lambda: f"provisioned\n{daemon.log()}")
+                daemon.stop()
+                if status is True or daemon.process.returncode == 0:
+                    break
+            tally.certificates_checked += check_certstore(store)
+            certificates = [p for p in store.iterdir() if p.is_dir() and not p.is_symlink()
+                            and not p.name.startswith(".")]
+            assert len(certificates) == 1, files_in(store)
+            assert os.readlink(store / "preferred") == certificates[0].name
+            assert outfile.exists(), f"round {number}: no outfile\n{daemon.log()}"
+            assert formats.get(outformat).parse(outfile.read_text()) == expected
+            tally.outfiles_checked += 1
+            assert notified.exists(), f"round {number}: the notify command never ran"
+            assert temp_names(store) == [] and temp_names(workdir) == [], \
+                (files_in(store), files_in(workdir))
+            assert files_in(rundir_base) == []
+        tally.requests_handled = rounds
+    finally:
+        if daemon is not None:
+            daemon.stop()
+    tally.seconds = time.monotonic() - began
+    return tally

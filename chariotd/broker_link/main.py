@@ -95,6 +95,14 @@ class Link:
 
     # -- connecting ----------------------------------------------------------------
     def start(self) -> None:
+        try:  # a kill mid-write (provisioning, rotation) may have left temp names
+            removed = self.certstore.sweep()
+        except OSError as error:
+            log.warning("certstore: cannot remove what an earlier run left: %s", error)
+        else:
+            if removed:
+                log.info("certstore: removed what an earlier run left: %s", ", ".join(removed))
+        self.provisioning.sweep()
         if self.certstore.preferred() is None:
             if self.provisioning.enabled:
                 self.provisioning.first_boot()  # exits 0 when done, 1 when it gives up

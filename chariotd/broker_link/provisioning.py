@@ -44,7 +44,7 @@ from chariotd.broker_link.session import new_client
 from chariotd.certstore import Certificate, Certstore, CertstoreError
 from chariotd.fleetprov import FleetProv, FleetProvError
 from chariotd.formats import FormatError
-from chariotd.fsutil import write_file_atomic
+from chariotd.fsutil import remove_stale_temps, write_file_atomic
 from chariotd.ipc.messages import Applied, Command, Rejected
 from chariotd.runtime import RoleContext
 
@@ -102,6 +102,18 @@ class Provisioning:
         self.spawner = None
 
     # -- entry points -------------------------------------------------------------------
+    def sweep(self) -> None:
+        """At start: remove the temp names a run killed mid-write left beside the
+        outfile and the claimstore's `preferred` (a read-only claimstore is fine)."""
+        if not self.enabled:
+            return
+        paths = [self.claimstore.path / "preferred"]
+        if self.fleetprov.outfile and self.fleetprov.outfile != "/dev/null":
+            paths.append(self.fleetprov.outfile)
+        for path in paths:
+            for name in remove_stale_temps(path):
+                log.info("provisioning: removed %s, left by a run killed while writing", name)
+
     def first_boot(self) -> None:
         log.info("provisioning: no certificate in the certstore %s; provisioning with "
                  "template %s", self.certstore.path, self.fleetprov.template)

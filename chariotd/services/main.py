@@ -13,6 +13,7 @@ from typing import Dict, Optional, Tuple
 from chariotd import formats
 from chariotd.cli import Config, ThingShadow
 from chariotd.formats import FormatError
+from chariotd.fsutil import remove_stale_temps
 from chariotd.ipc.messages import (Applied, Command, LinkState, LocalUpdate, Message,
                                    Rejected, RequestTimeout, ShadowRequest, ShadowResponse)
 from chariotd.runtime import LINK, RoleContext
@@ -53,6 +54,10 @@ def load_services(config: Config, notifier) -> Dict[ThingShadow, Dict[str, Servi
                 continue
             table[definition.key] = Service(definition, notifier,
                                             config.empty_array_as_delete_request)
+            if table[definition.key].writes_outfile:
+                for name in remove_stale_temps(definition.outfile):
+                    log.info("service %s: removed %s, left by a run killed while writing "
+                             "the outfile", definition.key, name)
         log.info("%s: %d services from %s", target, len(table), directory)
     return services
 
