@@ -375,9 +375,14 @@ def _statements(reader: _Reader) -> List[Tuple[str, ShellValue]]:
     """Every statement, backtracking to the legacy quote reading where needed.
 
     A depth-first search over (position, reading) choices; positions from which
-    no reading works are remembered, so each choice is tried at most once.
+    no reading works are remembered, so each choice is tried at most once. A reading
+    may still scan to the end of the text before it fails (a quote that pairs with
+    the next statement's), so the characters scanned are counted: text that needs
+    more than WORK_PER_CHAR times its length is refused rather than read in
+    quadratic time (no text `stringify` writes comes near).
     """
     text = reader.text
+    work_left = WORK_PER_CHAR * len(text) + 65536
     dead_ends = set()
     # Each entry: (statement start, legacy reading?, name, value).
     chosen: List[Tuple[int, bool, str, ShellValue]] = []
@@ -394,7 +399,12 @@ def _statements(reader: _Reader) -> List[Tuple[str, ShellValue]]:
                 name, value = reader.statement(legacy)
             except FormatError as e:
                 first_error = first_error or e
-            else:
+                name = None
+            work_left -= max(reader.pos - pos, 1)
+            if work_left < 0:
+                raise FormatError("SHELL: the quotes are too ambiguous to read (legacy \\' "
+                                  "quotes pairing across statements)")
+            if name is not None:
                 chosen.append((pos, legacy, name, value))
                 pos, legacy = reader.pos, False
                 continue
@@ -417,6 +427,7 @@ _LEVEL_SEPARATOR = re.compile(r"(?<=[^_])_(?=.)", re.S)
 
 
 MAX_LEVELS = 32  # as formats.json.MAX_DEPTH
+WORK_PER_CHAR = 8  # characters scanned per character of text, at most (see _statements)
 
 
 def split_name(name: str) -> List[str]:

@@ -62,7 +62,7 @@ def outfiles_read_back(fake: FakeApplier) -> None:
     for key, (outformat, _, _) in SERVICES.items():
         path = fake.out / key
         if outformat and path.exists():
-            formats.get(outformat).parse(path.read_text())
+            formats.get(outformat).parse(path.read_bytes().decode("utf-8"))
 
 
 def still_works(fake: FakeApplier) -> None:
@@ -89,7 +89,7 @@ def _down():
     return LinkState(up=False)
 
 
-@fuzz_settings(150)
+@fuzz_settings(100)
 @given(st.lists(responses, min_size=1, max_size=8), st.booleans())
 def test_hostile_shadow_responses(steps, fetched_first):
     with tempfile.TemporaryDirectory() as root:
