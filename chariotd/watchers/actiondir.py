@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import os
 from stat import S_ISREG
-from typing import Callable, List
+from typing import Callable, List, Set
 
 from inotify_simple import INotify, flags
 
@@ -29,6 +29,7 @@ class ActionDir:
         self.new = os.path.join(path, "new")
         self.failed_dir = os.path.join(path, "failed")
         self.keep_failed = keep_failed
+        self.stuck: Set[str] = set()  # finished, but new/ would not let them go
         self.inotify = INotify()
         self.inotify.add_watch(self.new, WATCH_FLAGS)
 
@@ -41,7 +42,7 @@ class ActionDir:
         with os.scandir(self.new) as entries:
             for entry in entries:
                 try:
-                    if entry.is_file(follow_symlinks=False):
+                    if entry.is_file(follow_symlinks=False) and entry.name not in self.stuck:
                         names.append(entry.name)
                 except OSError:
                     continue
@@ -57,6 +58,7 @@ class ActionDir:
                 log.warning("inotify queue overflowed; rescanning %s", self.new)
                 rescan()
             elif event.name and not event.mask & flags.ISDIR:
+                self.stuck.discard(event.name)  # a new file under that name
                 names.append(event.name)
         return names
 
@@ -93,10 +95,17 @@ class ActionDir:
         return (stat.st_ino, stat.st_mtime_ns)
 
     def remove(self, name: str) -> None:
+        """Take a finished file out of new/. When that is impossible (new/ went
+        read-only) it is logged and the file stays: done again after a restart
+        (at-least-once), skipped by rescans until then."""
         try:
             os.unlink(self.path_of(name))
         except FileNotFoundError:
             pass
+        except OSError as error:
+            log.error("%s: cannot remove it from new/ (%s); it stays there and is done "
+                      "again after a restart", name, error.strerror or error)
+            self.stuck.add(name)
 
     def fail(self, name: str, reason: str) -> None:
         """Move new/NAME to failed/ (or delete it when that is impossible), logging why."""
@@ -110,7 +119,7 @@ class ActionDir:
         except FileNotFoundError:
             return
         except OSError as error:
-            log.warning("%s: cannot keep it in failed/ (%s); deleted", name, error)
+            log.warning("%s: cannot keep it in failed/ (%s); deleting it", name, error)
             self.remove(name)
             return
         self.prune_failed()
