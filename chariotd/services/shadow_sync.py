@@ -34,6 +34,12 @@ GET_RETRY = 5.0
 UPDATE_RETRY = 3.0
 
 _tokens = itertools.count(1)
+MAX_VERSION = 2 ** 63  # AWS shadow versions are 64-bit; anything beyond is not a version
+
+
+def _valid_version(version) -> bool:
+    return isinstance(version, int) and not isinstance(version, bool) and (
+        0 <= version < MAX_VERSION)
 
 
 class PendingUpdate:
@@ -126,7 +132,11 @@ class ShadowSync:
         desired = state.get("desired") if isinstance(state.get("desired"), dict) else {}
         reported = state.get("reported") if isinstance(state.get("reported"), dict) else {}
         self.reported = reported
-        self._note_version(document)
+        # A fetched document is the truth: its version replaces ours even when lower
+        # (a shadow deleted and recreated starts again), so one bogus high version in
+        # a delta never makes later deltas look old past the next fetch.
+        if _valid_version(document.get("version")):
+            self.version = document["version"]
         log.info("%s: shadow fetched (version %s)", self, document.get("version"))
         update: dict = {}
         for key, service in self.services.items():
@@ -155,6 +165,7 @@ class ShadowSync:
             return  # the link went down meanwhile; the next fetch starts over
         seed = seed if isinstance(seed, dict) else {}
         self.reported = {}
+        self.version = 0
         update = {"reported": {key: value for key, value in seed.items()
                                if key not in self.services}}
         for key, service in self.services.items():
@@ -221,7 +232,7 @@ class ShadowSync:
     def _note_version(self, document: dict) -> bool:
         """False for a message older than one already seen (AWS may reorder them)."""
         version = document.get("version")
-        if isinstance(version, int) and not isinstance(version, bool):
+        if _valid_version(version):
             if version < self.version:
                 return False
             self.version = version

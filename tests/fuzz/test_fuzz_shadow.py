@@ -149,3 +149,24 @@ def test_local_update_values_never_crash(tmp_path):
         for key in SERVICES:
             fake.sync.local_update(len(finished), key, value)
     assert NO_CHANGE is not None and len(fake.mailbox.sent) >= 0
+
+
+def test_a_bogus_version_never_blocks_deltas_past_the_next_fetch(tmp_path):
+    fake = FakeApplier(tmp_path)
+    fake.link_up()
+    fake.get_accepted({}, version=5)
+
+    def delta(value, version):
+        fake.respond_json("update", "delta", {"state": {"cfgjson": {"v": value}},
+                                              "version": version})
+        fake.accept_update()
+        return json.loads((fake.out / "cfgjson").read_text())["v"]
+
+    assert delta(1, 10**30) == 1  # not a 64-bit version: not remembered
+    assert delta(2, 6) == 2
+    assert delta(3, 2**62) == 3  # a valid but bogus version...
+    assert delta(4, 7) == 3  # ...makes later deltas look old
+    fake.applier.on_link_state("link", _down())
+    fake.link_up()
+    fake.get_accepted({}, version=8)  # until the next fetch, which is the truth
+    assert delta(5, 9) == 5
