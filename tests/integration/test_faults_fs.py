@@ -5,6 +5,7 @@ mount is not permitted."""
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
@@ -170,3 +171,57 @@ def test_read_only_action_directory_at_start_is_one_line_and_exit_2(sim, tmp_pat
                                 capture_output=True, text=True, timeout=10)
     assert result.returncode == 2
     assert result.stderr.strip() == f"chariotd: error: --messages: {mqtt}/new is not writable"
+
+
+LIBFAKETIME = next(iter(sorted(glob.glob("/usr/lib/*/faketime/libfaketimeMT.so.1"))), "")
+
+
+@pytest.mark.slow
+def test_wall_clock_jumps_do_not_stall_the_daemon(sim, daemons, tmp_path):
+    """Timers use time.monotonic (the loop, paho's keep-alive, backoff, deadlines).
+    The whole tree runs under libfaketime with only the wall clock faked, and that
+    clock jumps ten years back, then twenty forward, while connected with a 2 s
+    keep-alive: were any timer on the wall clock, the pings would stop after the jump
+    back (the broker drops a client silent for 1.5 x keep-alive) or everything would
+    fire at once after the jump forward. The notify command's `date` shows the jumps
+    reached the daemon's processes."""
+    import time
+
+    if not LIBFAKETIME:
+        pytest.skip("libfaketime is not installed (Debian package faketime; scripts/setup)")
+    clock = tmp_path / "faketime"
+    clock.write_text("+0\n")
+    svcs, out, stamps = tmp_path / "svcs", tmp_path / "out", tmp_path / "stamps"
+    out.mkdir()
+    svcs.mkdir()
+    (svcs / "foo.js").write_text(
+        f"module.exports = {{ key: 'foo', outfile: '{out / 'foo'}', outformat: 'JSON', "
+        f"notifycmd: 'date +%Y >> {stamps}' }}\n")
+    mqtt = tmp_path / "mqtt"
+    sub = Subscriber("127.0.0.1", sim.port, sim.cafile, sim.paths.service_cert,
+                     sim.paths.service_key, topics=("t/clock/#",))
+    env = {"LD_PRELOAD": LIBFAKETIME, "FAKETIME_TIMESTAMP_FILE": str(clock),
+           "FAKETIME_NO_CACHE": "1", "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
+    daemon = daemons(["--clientid=dev1", f"--cacert={sim.cafile}",
+                      f"--certstore={sim.device('dev1')}", f"--services=dev1:{svcs}",
+                      f"--messages={mqtt}", "--keepalive=2"], tmp_path, env=env)
+    daemon.wait_log(r"shadow (fetched|created)")
+    this_year = int(time.strftime("%Y"))
+    sent = 0
+    for number, (offset, year) in enumerate((("-3650d", this_year - 10),
+                                             ("+3650d", this_year + 10))):
+        clock.write_text(offset + "\n")
+        sim.set_desired("dev1", None, {"foo": {"n": number}})
+        wait_until(lambda: stamps.exists() and stamps.read_text().split()[-1:] == [str(year)],
+                   message=lambda: f"the notify command saw {year}\n" + daemon.log())
+        time.sleep(5)  # 2.5 keep-alive periods: pings must go on by the monotonic clock
+        write_message(mqtt, f"m{number}", json.dumps({"topic": f"t/clock/{number}",
+                                                      "payload": str(number)}))
+        sent += 1
+        sub.wait_for(sent)
+        assert json.loads((out / "foo").read_text()) == {"n": number}
+    log = daemon.log()
+    assert log.count("connected to") == 1, log  # never dropped, never reconnected
+    assert "connection lost" not in log and "jammed" not in log and "timed out" not in log
+    assert daemon.process.poll() is None
+    sub.close()
