@@ -36,6 +36,7 @@ from chariotd.cli import MessageDir
 from chariotd.ipc.messages import LinkState, Publish, Published, PublishFailed
 from chariotd.runtime import LINK, RoleContext
 from chariotd.watchers.actiondir import ActionDir
+from chariotd.broker_link import backoff
 from chariotd.watchers.letterhead import (
     BadLetterhead, generator_environment, merge, parse_letterhead)
 from chariotd.watchers.message_file import (
@@ -56,6 +57,9 @@ MAX_FILE = 4 * MAX_PAYLOAD + 65536
 POISON_WINDOW = 5.0
 
 LETTERHEAD_TIME_LIMIT = 5.0  # seconds a letterhead generator may run (EXTENSIONS A)
+# After a letterhead could not be had, the directory pauses for BASE, 2*BASE, ... up to
+# CAP seconds, so a broken letterhead does not run the backlog through failed/ at once.
+LETTERHEAD_PAUSE_CAP = 300.0
 
 # The scan at start reads files for this long per loop pass, then lets the loop run.
 SCAN_SLICE = 0.02
@@ -96,6 +100,8 @@ class MessagesHandler:
         self.spawner = Spawner(self.loop) if options.letterhead_generator else None
         self.generating_name: Optional[str] = None
         self.letterhead_file: Optional[Tuple[bytes, dict]] = None  # last bytes, parsed
+        self.letterhead_failures = 0  # in a row
+        self.letterhead_pause = None  # timer while publishing pauses after one failed
         self.attempts: Dict[str, int] = {}
         self.suspects: Set[str] = set()
         self.link_up = False
@@ -153,7 +159,7 @@ class MessagesHandler:
 
     def pump(self) -> None:
         while (self.link_up and not self.unscanned and self.generating_name is None
-               and len(self.inflight) < self.window):
+               and self.letterhead_pause is None and len(self.inflight) < self.window):
             entry = self._next_entry()
             if entry is None:
                 break
@@ -217,12 +223,13 @@ class MessagesHandler:
                 self.letterhead_file = (data, parse_letterhead(data))
             letterhead = self.letterhead_file[1]
         except OSError as error:
-            self._retry(outgoing.entry, f"letterhead file {path}: {error.strerror or error}",
-                        charge=True)
+            self._letterhead_failed(outgoing.entry,
+                                    f"letterhead file {path}: {error.strerror or error}")
             return
         except BadLetterhead as error:
-            self._retry(outgoing.entry, f"letterhead file {path}: {error}", charge=True)
+            self._letterhead_failed(outgoing.entry, f"letterhead file {path}: {error}")
             return
+        self.letterhead_failures = 0
         self._publish(outgoing, letterhead)
 
     def _generate_letterhead(self, outgoing: Outgoing) -> None:
@@ -254,12 +261,27 @@ class MessagesHandler:
             except BadLetterhead as error:
                 failure = f"its output: {error}"
         if failure is not None:
-            self._retry(outgoing.entry, f"letterhead generator: {failure}", charge=True)
+            self._letterhead_failed(outgoing.entry, f"letterhead generator: {failure}")
         elif not self.link_up:
             self.backlog.add(outgoing.entry)  # published after the reconnect
         else:
+            self.letterhead_failures = 0
             self._publish(outgoing, letterhead)
         self.pump()
+
+    def _letterhead_failed(self, entry: Entry, reason: str) -> None:
+        """A letterhead that cannot be had is a failed attempt of the message being sent
+        (EXTENSIONS A); then the directory pauses, longer after each failure in a row."""
+        self._retry(entry, reason, charge=True)
+        pause = min(LETTERHEAD_PAUSE_CAP, backoff.BASE * 2 ** min(self.letterhead_failures, 16))
+        self.letterhead_failures += 1
+        log.warning("publishing paused for %g s after a letterhead failure", pause)
+
+        def resume() -> None:
+            self.letterhead_pause = None
+            self.pump()
+
+        self.letterhead_pause = self.loop.call_later(pause, resume)
 
     def _publish(self, outgoing: Outgoing, letterhead: Optional[dict]) -> None:
         name = outgoing.entry.name

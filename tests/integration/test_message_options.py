@@ -224,3 +224,24 @@ def test_letterhead_files_and_compression(daemons, base_args, subscriber, tmp_pa
     assert (f"lost: letterhead file {tmp_path / 'nowhere.json'}: No such file or directory "
             "(after 1 attempts); moved to failed/") in daemon.log()
     assert subscriber.received("t/missing") == []
+
+
+def test_a_missing_letterhead_pauses_instead_of_failing_the_whole_backlog(
+        daemons, base_args, subscriber, tmp_path):
+    mqtt = tmp_path / "lh-missing"
+    letterhead = tmp_path / "letterhead.json"
+    for sub in ("tmp", "new", "failed"):
+        (mqtt / sub).mkdir(parents=True)
+    for index in range(10):
+        (mqtt / "new" / f"m{index}").write_text(json.dumps({"topic": "t/lh", "payload": {}}))
+    daemon = daemons([*base_args, f"--messages={mqtt}", f"--letterhead-file={mqtt}:{letterhead}",
+                      "--default-message-retries=0"], tmp_path,
+                     env={"CHARIOTD_BACKOFF_BASE": "0.2"})
+    daemon.wait_log(r"publishing paused for 0.4 s")
+    # Paused 0.2, 0.4, 0.8 ... s between attempts: far from all ten failed by now.
+    assert len(os.listdir(mqtt / "failed")) <= 4
+    letterhead.write_text(json.dumps({"payload": {"from": "letterhead"}}))
+    wait_until(lambda: os.listdir(mqtt / "new") == [], timeout=20, message="the rest sent")
+    sent = len(subscriber.wait_for(10 - len(os.listdir(mqtt / "failed")), topic="t/lh"))
+    assert sent >= 6
+    assert "letterhead file" in daemon.log()
