@@ -24,7 +24,7 @@ from chariotd.services.service import Service
 from chariotd.services.shadow_sync import ShadowSync
 from chariotd.services.subscriptions import Subscriptions
 from chariotd.services.tunnels import Tunnels
-from chariotd.shadow.values import deeper_than
+from chariotd.shadow.values import deeper_than, has_null_in_array
 from chariotd.spawn import Spawner
 from chariotd.watchers.message_file import BadMessage, decode_json
 
@@ -121,6 +121,10 @@ class Applier:
         if deeper_than(document, MAX_DOCUMENT_DEPTH):
             log.warning("%s: ignored a shadow %s/%s message nested deeper than %d levels",
                         sync, response.action, response.status, MAX_DOCUMENT_DEPTH)
+            return
+        if has_null_in_array(document.get("state")):  # no shadow can hold one
+            log.warning("%s: ignored a shadow %s/%s message with a null in an array", sync,
+                        response.action, response.status)
             return
         handler = {
             ("get", "accepted"): sync.on_get_accepted,
