@@ -15,12 +15,13 @@ def fsync_dir(directory) -> None:
         os.close(fd)
 
 
-def write_file_atomic(path, data: bytes, mode: int = 0o644) -> None:
+def write_file_atomic(path, data: bytes, mode: int = 0o644, durable: bool = True) -> None:
     """Replace PATH with DATA so that readers see the old or the new content, never a mix.
 
     The temp file is created with MODE from the start (a private key is never
     readable by others, not even for an instant). On any failure the temp file is
-    removed and the target is untouched.
+    removed and the target is untouched. DURABLE (the default, and the daemon's only
+    use) also survives a power cut: fsync of the file and of its directory.
     """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -39,7 +40,8 @@ def write_file_atomic(path, data: bytes, mode: int = 0o644) -> None:
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view):]
-            os.fsync(fd)
+            if durable:
+                os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, path)
@@ -49,7 +51,8 @@ def write_file_atomic(path, data: bytes, mode: int = 0o644) -> None:
         except FileNotFoundError:
             pass
         raise
-    fsync_dir(path.parent)
+    if durable:
+        fsync_dir(path.parent)
 
 
 def replace_symlink(link, target: str) -> None:
