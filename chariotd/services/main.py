@@ -135,8 +135,9 @@ class Applier:
         }.get((response.action, response.status))
         if handler is None:
             return
-        if response.action == "get" and document.get("clientToken") != sync.get_token:
-            return  # another client's get (responses reach every subscriber)
+        if response.action == "get" and (sync.get_token is None
+                                         or document.get("clientToken") != sync.get_token):
+            return  # no get of ours is out, or another client's (responses reach everyone)
         handler(document)
 
     def on_message(self, sender: str, message: Message) -> None:

@@ -178,11 +178,13 @@ class ShadowSync:
 
     # -- deltas and local updates -----------------------------------------------------------
     def on_delta(self, document: dict) -> None:
-        if self.state != READY or not self._note_version(document):
+        if self.state != READY:
             return
         delta = document.get("state")
-        if not isinstance(delta, dict):
+        if not isinstance(delta, dict):  # checked first: a bad delta's version means nothing
             log.warning("%s: ignored a delta without a state object", self)
+            return
+        if not self._note_version(document):
             return
         update: dict = {}
         for key, patch in delta.items():

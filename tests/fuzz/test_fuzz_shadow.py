@@ -174,3 +174,31 @@ def test_a_bogus_version_never_blocks_deltas_past_the_next_fetch(tmp_path):
     fake.link_up()
     fake.get_accepted({}, version=8)  # until the next fetch, which is the truth
     assert delta(5, 9) == 5
+
+
+def test_get_responses_are_taken_only_for_our_get_in_flight(tmp_path):
+    """A get/accepted or get/rejected without our token, or when no get of ours is out,
+    is someone else's: it neither applies desired state nor starts a refetch."""
+    fake = FakeApplier(tmp_path)
+    fake.link_up()
+    fake.get_accepted({"cfgjson": {"a": 1}})
+    fake.accept_update()
+    assert fake.sync.get_token is None and fake.sync.state == "ready"
+    sent = len(fake.mailbox.sent)
+    for document in ({"state": {"desired": {"cfgjson": {"a": 2}}}, "version": 99},
+                     {"state": {"desired": {"cfgjson": {"a": 3}}}, "clientToken": None},
+                     {"code": 404, "message": "No shadow"}, {"code": 500}):
+        for status in ("accepted", "rejected"):
+            fake.respond_json("get", status, document)
+    assert fake.sync.state == "ready" and len(fake.mailbox.sent) == sent
+    assert json.loads((fake.out / "cfgjson").read_text()) == {"a": 1}
+    assert not [t for t in fake.loop.timers if not t.cancelled and t.callback == fake.sync.fetch]
+
+
+def test_a_malformed_delta_leaves_the_version_alone(tmp_path):
+    fake = FakeApplier(tmp_path)
+    fake.link_up()
+    fake.get_accepted({}, version=5)
+    fake.respond_json("update", "delta", {"state": 5, "version": 99})
+    fake.respond_json("update", "delta", {"state": {"cfgjson": {"v": 1}}, "version": 6})
+    assert json.loads((fake.out / "cfgjson").read_text()) == {"v": 1}
