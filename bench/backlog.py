@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from drain import Proc, Subscriber, action_dir, pct, tree_pids
+from drain import pss_by_process as drain_pss
 
 from chariotd.sim import pki
 from chariotd.sim.mosquitto import OPEN_ACL, SERVICE_USER, Mosquitto
@@ -66,21 +67,9 @@ def note(text: str) -> None:
     print(f"  {text}", file=sys.stderr, flush=True)
 
 
-def pss_by_process(root: int) -> Dict[str, int]:
+def pss_by_title(root: int) -> Dict[str, int]:
     """{process title: Pss kB} over the tree of ROOT."""
-    found = {}
-    for pid in tree_pids(root):
-        try:
-            with open(f"/proc/{pid}/smaps_rollup") as f:
-                text = f.read()
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                title = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
-        except OSError:
-            continue
-        for line in text.splitlines():
-            if line.startswith("Pss:"):
-                found[title] = int(line.split()[1])
-    return found
+    return {title: kb for title, kb in drain_pss(root).values()}
 
 
 def cpu_by_role(root: int) -> Dict[str, float]:
@@ -222,14 +211,13 @@ class Run:
         names_kb = (sys.getsizeof(names) + sum(map(sys.getsizeof, names))) / 1024
         del names
         peaks: Dict[str, int] = {}
-        idle_probe: List[int] = []
         stop = threading.Event()
         spawned_epoch = time.time()
         proc = self.spawn([big, probe])
 
         def sample():
             while not stop.is_set():
-                for title, kb in pss_by_process(proc.pid).items():
+                for title, kb in pss_by_title(proc.pid).items():
                     peaks[title] = max(peaks.get(title, 0), kb)
                 stop.wait(0.2)
 
@@ -255,7 +243,7 @@ class Run:
             with self.sub.cond:
                 arrivals = self.sub.first.get(tag, {}).values()
                 first = (min(arrivals) - spawned_epoch) if arrivals else None
-            after = pss_by_process(proc.pid)
+            after = pss_by_title(proc.pid)
         finally:
             stop.set()
             sampler.join()

@@ -52,7 +52,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from inotify_simple import INotify, flags
 
@@ -92,8 +92,9 @@ def tree_pids(root: int) -> List[int]:
     return [pid for pid in found if pid in parents]
 
 
-def tree_pss_kb(root: int) -> Dict[str, object]:
-    total, per = 0, {}
+def pss_by_process(root: int) -> Dict[int, Tuple[str, int]]:
+    """{pid: (process title, Pss kB)} over the tree of ROOT."""
+    found = {}
     for pid in tree_pids(root):
         try:
             with open(f"/proc/{pid}/smaps_rollup") as f:
@@ -104,10 +105,13 @@ def tree_pss_kb(root: int) -> Dict[str, object]:
             continue
         match = re.search(r"^Pss:\s+(\d+) kB", text, re.M)
         if match:
-            kb = int(match.group(1))
-            total += kb
-            per[f"{pid} {title[:60]}"] = kb
-    return {"total_kb": total, "processes": per}
+            found[pid] = (title, int(match.group(1)))
+    return found
+
+
+def tree_pss_kb(root: int) -> Dict[str, object]:
+    per = {f"{pid} {title[:60]}": kb for pid, (title, kb) in pss_by_process(root).items()}
+    return {"total_kb": sum(per.values()), "processes": per}
 
 
 def tree_cpu(root: int) -> Dict[str, int]:
@@ -708,7 +712,12 @@ def render(rows) -> str:
     body = [(f"{r['metric']} [{r['unit']}]", cell(r["chariotd"], r["unit"]),
              cell(r["baseline"], r["unit"]),
              "-" if r["ratio"] is None else f"{r['ratio']:.2f}x") for r in rows]
-    widths = [max(len(line[i]) for line in [header, *body]) for i in range(4)]
+    return markdown_table(header, body)
+
+
+def markdown_table(header, body) -> str:
+    """A markdown table: the first column left-aligned, the others right-aligned."""
+    widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
     lines = ["| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |",
              "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
     for line in body:

@@ -56,7 +56,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 import drain
-from drain import Proc, environment, pct, tree_cpu
+from drain import Proc, environment, markdown_table, pct, tree_cpu
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results"
@@ -487,13 +487,7 @@ def render(rows: List[dict]) -> str:
             continue
         body.append((label, f"{r['p50']:.2f}", f"{r['p90']:.2f}", f"{r['p99']:.2f}",
                      f"{min(r['p50_runs']):.2f}-{max(r['p50_runs']):.2f} ({r['runs']})"))
-    widths = [max(len(line[i]) for line in [header, *body]) for i in range(5)]
-    lines = ["| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |",
-             "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
-    for line in body:
-        lines.append("| " + line[0].ljust(widths[0]) + " | " +
-                     " | ".join(c.rjust(w) for c, w in zip(line[1:], widths[1:])) + " |")
-    return "\n".join(lines)
+    return markdown_table(header, body)
 
 
 def main() -> None:

@@ -18,14 +18,13 @@ import selectors
 import signal
 import socket
 import stat
-import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Dict, List, Optional
 
-from support import Daemon, Subscriber, wait_until
+from support import Daemon, Subscriber, process_group_members, wait_until
 
 # Temp names the daemon makes while writing a file crash-safely (fsutil, certstore).
 TEMP_NAME = re.compile(r"^\.(.+)\.tmp-\d+$|^\.adding-")
@@ -480,21 +479,6 @@ def silent_link(test_pki, workdir: Path, stalls: int = 1, keepalive: int = 2,
 
 
 # -- a restart storm against a broker that refuses the certificate ------------------------------
-
-def process_group_members(pgid: int) -> List[int]:
-    members = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            members.append(int(entry))
-    return members
-
 
 ATTEMPT = re.compile(r"link: connecting to ")
 

@@ -86,7 +86,8 @@ def write_message(directory: Path, name: str, content: str) -> Path:
     return target
 
 
-def children_of(pid: int) -> List[int]:
+def _live_processes(field: int, value: int) -> List[int]:
+    """Live processes whose /proc/PID/stat FIELD (after the name: 1 ppid, 2 pgid) is VALUE."""
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -96,9 +97,17 @@ def children_of(pid: int) -> List[int]:
                 fields = stat.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[1]) == pid and fields[0] != "Z":
+        if int(fields[field]) == value and fields[0] != "Z":
             found.append(int(entry))
     return found
+
+
+def children_of(pid: int) -> List[int]:
+    return _live_processes(1, pid)
+
+
+def process_group_members(pgid: int) -> List[int]:
+    return _live_processes(2, pgid)
 
 
 def cmdline(pid: int) -> str:

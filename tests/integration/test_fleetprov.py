@@ -241,7 +241,7 @@ def test_reprovision_while_connected_then_restart_with_the_new_certificate(sim, 
 def test_reprovision_without_fleetprov_is_refused(sim, daemons, tmp_path):
     store = sim.device("dev1")
     commands = tmp_path / "commands"
-    daemon = daemons([f"--clientid=dev1", f"--cacert={sim.cafile}", f"--certstore={store}",
+    daemon = daemons(["--clientid=dev1", f"--cacert={sim.cafile}", f"--certstore={store}",
                       f"--commands={commands}"], tmp_path)
     daemon.wait_connected()
     write_message(commands, "reprovision", "")

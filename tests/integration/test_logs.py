@@ -8,7 +8,6 @@ import re
 import signal
 from pathlib import Path
 
-from conftest import make_certstore
 from chariotd.sim import pki
 from support import cmdline, wait_until, write_message
 

@@ -6,7 +6,6 @@ import json
 import os
 import re
 import signal
-import subprocess
 import textwrap
 from pathlib import Path
 
@@ -238,7 +237,7 @@ def test_updates_before_the_first_connection(daemons, device, tmp_path):
     (updates / "new" / "foo.1").write_text(json.dumps({"a": 1}))
     (updates / "new" / "foo.2").write_text(json.dumps({"b": 2}))
     device.sim.broker.stop()
-    daemon = daemons(device.args(f"--services=dev1:{device.svcs}",
+    daemons(device.args(f"--services=dev1:{device.svcs}",
                                  f"--updates=dev1:{updates}"), tmp_path,
                      env={"CHARIOTD_BACKOFF_BASE": "0.2"})
     wait_until(lambda: read_json(outfile) == {"a": 1, "b": 2}, message="applied offline")

@@ -87,7 +87,7 @@ def test_no_last_will_on_an_orderly_stop(daemons, base_args, subscriber, tmp_pat
 def test_every_role_title(daemons, sim, tmp_path):
     svcs, upd, cmd, mqtt = (tmp_path / n for n in ("svcs", "upd", "cmd", "mqtt"))
     svcs.mkdir()
-    daemon = daemons([f"--clientid=dev1", f"--cacert={sim.cafile}",
+    daemon = daemons(["--clientid=dev1", f"--cacert={sim.cafile}",
                       f"--certstore={sim.device('dev1')}", f"--services=dev1:{svcs}",
                       f"--updates=dev1:{upd}", f"--commands={cmd}", f"--messages={mqtt}"],
                      tmp_path)
