@@ -78,12 +78,14 @@ def validate(config: Config) -> None:
 
 
 def build_roles(config: Config) -> List[Role]:
+    # Only the code of the roles this configuration runs is imported (before the fork,
+    # so the children share its pages): a tree without services never loads the applier.
     from chariotd.broker_link.main import run as run_link
-    from chariotd.services.main import run as run_applier
     from chariotd.watchers.main import run_commands, run_messages, run_updates
 
     roles = [Role(LINK, "chariotd: link", "link", run_link)]
     if config.wants_applier:
+        from chariotd.services.main import run as run_applier
         roles.append(Role(APPLIER, "chariotd: applier", "applier", run_applier))
     for index, message_dir in enumerate(config.messages):
         roles.append(Role(f"msg{index}", f"chariotd: watch messages {message_dir.path}",

@@ -21,6 +21,7 @@ from chariotd.broker_link.driver import ClientDriver
 from chariotd.broker_link.routes import Router
 from chariotd.broker_link.provisioning import Provisioning, retire_replaced
 from chariotd.broker_link.session import new_client
+from chariotd.broker_link.windows import Windows
 from chariotd.broker_link.shadow_topics import request_topic
 from chariotd.certstore import Certstore, CertstoreError
 from chariotd.cli import ThingShadow
@@ -58,6 +59,7 @@ class Link:
         self.certificate = None
         self.inflight: Dict[int, Tuple[str, int]] = {}  # mid -> (sender, request id)
         self.early_acks = set()
+        self.windows = Windows()  # each watcher's window and its waiting messages
         self.acks: Dict[str, List[int]] = {}  # acknowledged this pass, per watcher
         self.last_connect = -MIN_CONNECT_INTERVAL
         self.connack_timer = None
@@ -235,6 +237,7 @@ class Link:
             self.early_acks.add(mid)  # QoS 0 written from inside publish()
             return
         sender, request_id = request
+        self.windows.done(sender)
         self.acks.setdefault(sender, []).append(request_id)  # sent after this pass
 
     def _lost(self, reason: str) -> None:
@@ -245,6 +248,7 @@ class Link:
         self.client = None
         self.inflight.clear()
         self.early_acks.clear()
+        self.windows.clear()
         if was in (UP, SUBSCRIBING):
             log.warning("%s", reason)
             self._enter(WAITING)
@@ -256,6 +260,8 @@ class Link:
 
     def after_each_pass(self) -> None:
         if self.acks:
+            for sender in list(self.acks):  # the freed slots first, then the answers
+                self._release(sender)
             for sender, ids in self.acks.items():
                 self.mailbox.send(sender, Published(ids=ids))
             self.acks = {}
@@ -263,29 +269,47 @@ class Link:
 
     # -- requests from the watchers -------------------------------------------------------
     def publish(self, sender: str, request: Publish) -> None:
-        for item in zip(request.ids, request.topics, request.payloads, request.qos):
-            self._publish_one(sender, *item)
+        if self.state != UP or self.client is None:
+            for request_id in request.ids:
+                self._not_published(sender, request_id, "link is down", charge=False)
+            return
+        self.windows.add(sender, request.window, list(
+            zip(request.ids, request.topics, request.payloads, request.qos)))
+        self._release(sender)
+
+    def _release(self, sender: str) -> None:
+        """Publish SENDER's waiting messages while its window has room."""
+        while True:
+            items = self.windows.take(sender)
+            if not items:
+                return
+            for item in items:
+                self._publish_one(sender, *item)
+
+    def _not_published(self, sender: str, request_id: int, reason: str, charge: bool) -> None:
+        self.mailbox.send(sender, PublishFailed(id=request_id, reason=reason, charge=charge))
 
     def _publish_one(self, sender: str, request_id: int, topic: str, payload: bytes,
                      qos: int) -> None:
-        if self.state != UP or self.client is None:
-            self.mailbox.send(sender, PublishFailed(id=request_id, reason="link is down",
-                                                    charge=False))
+        client = self.client
+        if self.state != UP or client is None:  # lost while releasing this window
+            self._not_published(sender, request_id, "link is down", charge=False)
             return
         try:
-            info = self.client.publish(topic, payload, qos=qos)
+            info = client.publish(topic, payload, qos=qos)
         except (ValueError, TypeError) as error:
-            self.mailbox.send(sender, PublishFailed(id=request_id, reason=str(error),
-                                                    charge=True))
+            self.windows.done(sender)
+            self._not_published(sender, request_id, str(error), charge=True)
             return
         if info.rc == mqtt.MQTT_ERR_NO_CONN:
-            self.mailbox.send(sender, PublishFailed(id=request_id, reason="link is down",
-                                                    charge=False))
+            self.windows.done(sender)
+            self._not_published(sender, request_id, "link is down", charge=False)
         elif info.rc != mqtt.MQTT_ERR_SUCCESS:
-            self.mailbox.send(sender, PublishFailed(
-                id=request_id, reason=mqtt.error_string(info.rc), charge=True))
+            self.windows.done(sender)
+            self._not_published(sender, request_id, mqtt.error_string(info.rc), charge=True)
         elif info.mid in self.early_acks:
             self.early_acks.discard(info.mid)
+            self.windows.done(sender)
             self.acks.setdefault(sender, []).append(request_id)
         else:
             self.inflight[info.mid] = (sender, request_id)

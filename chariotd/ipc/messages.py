@@ -7,13 +7,48 @@ ever crosses the boundary.
 """
 
 import dataclasses
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 import msgpack
 
 
 class BadFrame(ValueError):
     """A frame that is not one of our messages (logged and dropped by the receiver)."""
+
+
+def _is(kind: type) -> Callable[[Any], bool]:
+    if kind is bool:
+        return lambda value: value.__class__ is bool
+    if kind is int:  # bool is an int to Python, never to a frame
+        return lambda value: isinstance(value, int) and value.__class__ is not bool
+    if kind is float:
+        return lambda value: isinstance(value, (int, float)) and value.__class__ is not bool
+    return lambda value: isinstance(value, kind)
+
+
+def checker(expected: Any) -> Callable[[Any], bool]:
+    """A function telling whether a value has the declared type EXPECTED (built once
+    per field when a kind is defined, so a frame is checked without walking typing
+    annotations)."""
+    origin = getattr(expected, "__origin__", None)
+    if expected is Any:
+        return lambda value: True
+    if expected is type(None):
+        return lambda value: value is None
+    if origin is Union:
+        options = [checker(option) for option in expected.__args__]
+        return lambda value: any(check(value) for check in options)
+    if origin in (dict, Dict):
+        return lambda value: isinstance(value, dict)
+    if origin in (list, List):
+        item = getattr(expected, "__args__", (Any,))[0]
+        check_item = checker(item)
+        # msgpack and our own code give exact types: one pass in C over the list's
+        # element types, the per-element check only when that is not conclusive.
+        exact = {item} if isinstance(item, type) and item is not float else set()
+        return lambda value: isinstance(value, list) and (
+            set(map(type, value)) <= exact or all(map(check_item, value)))
+    return _is(expected)
 
 
 KINDS: Dict[str, type] = {}
@@ -29,6 +64,8 @@ def _kind(op: str):
             f.name for f in dataclasses.fields(cls)
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
         cls.field_types = {f.name: f.type for f in dataclasses.fields(cls)}
+        cls.field_set = frozenset(cls.field_names)
+        cls.field_checks = tuple((f.name, checker(f.type)) for f in dataclasses.fields(cls))
         KINDS[op] = cls
         return cls
     return register
@@ -40,17 +77,22 @@ def _kind(op: str):
 class Publish:
     """watcher -> link: publish these messages (parallel lists, one entry per message,
     several per frame when a pass of the watcher's loop releases several); each is
-    answered by published or publish_failed."""
+    answered by published or publish_failed. The link keeps at most WINDOW of the
+    sender's messages published and unacknowledged; the others wait at the link, in
+    order (broker_link/windows.py)."""
     ids: List[int]
     topics: List[str]
     payloads: List[bytes]
     qos: List[int]
+    window: int
 
     def check(self) -> None:
         if not len(self.ids) == len(self.topics) == len(self.payloads) == len(self.qos):
             raise BadFrame("publish: the lists differ in length")
         if any(q not in (0, 1) for q in self.qos):
             raise BadFrame("publish: qos must be 0 or 1")
+        if self.window < 1:
+            raise BadFrame("publish: window must be at least 1")
 
 
 @_kind("published")
@@ -160,34 +202,10 @@ class Rejected:
     reason: str
 
 
-def _check_type(value: Any, expected: Any) -> bool:
-    origin = getattr(expected, "__origin__", None)
-    if expected is Any:
-        return True
-    if origin is Union:
-        return any(_check_type(value, option) for option in expected.__args__)
-    if expected is type(None):
-        return value is None
-    if origin in (dict, Dict):
-        return isinstance(value, dict)
-    if origin in (list, List):
-        if not isinstance(value, list):
-            return False
-        item = getattr(expected, "__args__", (Any,))[0]
-        return all(_check_type(element, item) for element in value)
-    if expected is bool:
-        return isinstance(value, bool)
-    if expected is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if expected is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    return isinstance(value, expected)
-
-
 def validate(message) -> None:
     """Raise BadFrame unless every field of MESSAGE has its declared type."""
-    for name, expected in message.field_types.items():
-        if not _check_type(getattr(message, name), expected):
+    for name, check in message.field_checks:
+        if not check(getattr(message, name)):
             raise BadFrame(f"{message.op}: field {name!r} has type "
                            f"{type(getattr(message, name)).__name__}")
     check = getattr(message, "check", None)
@@ -217,12 +235,12 @@ def decode(data: bytes) -> Tuple[str, Any]:
         raise BadFrame(f"unknown op {op!r}")
     if not isinstance(sender, str) or not sender:
         raise BadFrame(f"{op}: missing sender")
-    unknown = set(frame) - set(kind.field_names)
-    if unknown:  # keys may be str and bytes: sort by repr
-        raise BadFrame(f"{op}: unknown fields {sorted(unknown, key=repr)}")
-    missing = kind.required - set(frame)
-    if missing:
-        raise BadFrame(f"{op}: missing fields {sorted(missing)}")
+    keys = frame.keys()
+    if not kind.required <= keys <= kind.field_set:
+        unknown = keys - kind.field_set
+        if unknown:  # keys may be str and bytes: sort by repr
+            raise BadFrame(f"{op}: unknown fields {sorted(unknown, key=repr)}")
+        raise BadFrame(f"{op}: missing fields {sorted(kind.required - keys)}")
     message = kind(**frame)
     validate(message)
     return sender, message

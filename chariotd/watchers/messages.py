@@ -30,7 +30,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-from typing import Dict, List, Optional, Set, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Set, Tuple
 
 from chariotd.cli import MessageDir
 from chariotd.ipc.messages import LinkState, Publish, Published, PublishFailed
@@ -42,8 +42,10 @@ from chariotd.watchers.letterhead import (
 from chariotd.watchers.message_file import (
     MAX_PAYLOAD, BadMessage, build_message, full_topic, peek_priority, priority_fields,
     read_document)
-from chariotd.spawn import Result, Spawner, shown
 from chariotd.watchers.queue import Backlog, Entry
+
+if TYPE_CHECKING:
+    from chariotd.spawn import Result
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +99,13 @@ class MessagesHandler:
         self.inflight: Dict[int, InFlight] = {}
         self.outbox: List[Tuple[int, object]] = []  # released this pass, not yet sent
         self.inflight_names: Set[str] = set()
-        self.spawner = Spawner(self.loop) if options.letterhead_generator else None
+        # Files that just arrived, as read to learn their priority: the ones published
+        # in the same loop pass are not read a second time (at most a window of them).
+        self.fresh: Dict[str, Tuple[bytes, object]] = {}
+        self.spawner = None
+        if options.letterhead_generator:  # the only user of subprocess in this role
+            from chariotd.spawn import Spawner
+            self.spawner = Spawner(self.loop)
         self.generating_name: Optional[str] = None
         self.letterhead_file: Optional[Tuple[bytes, dict]] = None  # last bytes, parsed
         self.letterhead_failures = 0  # in a row
@@ -109,8 +117,9 @@ class MessagesHandler:
         self.jam_timer = None
 
     # -- arrivals ---------------------------------------------------------------------
-    def _learn(self, name: str) -> bool:
-        """Read new/NAME to queue it by its mtime and priority fields; True if queued."""
+    def _learn(self, name: str, keep: bool = False) -> bool:
+        """Read new/NAME to queue it by its mtime and priority fields; True if queued.
+        KEEP: hold on to what was read until the end of this pass (`fresh`)."""
         if name in self.inflight_names or name == self.generating_name:
             return False  # replaced while being published: noticed when acknowledged
         try:
@@ -120,6 +129,8 @@ class MessagesHandler:
         except (OSError, ValueError) as error:
             self._give_up(name, f"cannot read: {error}")
             return False
+        if keep:
+            self.fresh[name] = (data, identity)
         priority, slot = peek_priority(data)
         self.backlog.add(Entry(name, identity[1], priority, slot))
         return True
@@ -148,18 +159,28 @@ class MessagesHandler:
     def on_inotify(self) -> None:
         # Learn every name of the batch before sending any: a prioritised file that
         # arrived with others goes first.
-        learned = [self._learn(name) for name in self.actiondir.arrivals(self.rescan)]
+        room = self.handed - len(self.inflight) if self.link_up else 0
+        learned = [self._learn(name, keep=index < room)
+                   for index, name in enumerate(self.actiondir.arrivals(self.rescan))]
         if any(learned):
             self.pump()
+        self.fresh.clear()
 
     # -- sending ------------------------------------------------------------------------
     @property
     def window(self) -> int:
         return 1 if self.suspects else self.options.concurrency
 
+    @property
+    def handed(self) -> int:
+        """Messages handed to the link at once: the window, plus as many again waiting
+        at the link for a slot (it publishes the next as soon as an acknowledgement
+        frees one), except while a suspect is isolated."""
+        return 1 if self.suspects else 2 * self.options.concurrency
+
     def pump(self) -> None:
         while (self.link_up and not self.unscanned and self.generating_name is None
-               and self.letterhead_pause is None and len(self.inflight) < self.window):
+               and self.letterhead_pause is None and len(self.inflight) < self.handed):
             entry = self._next_entry()
             if entry is None:
                 break
@@ -175,7 +196,8 @@ class MessagesHandler:
                 ids=[request_id for request_id, _ in outbox],
                 topics=[message.topic for _, message in outbox],
                 payloads=[message.payload for _, message in outbox],
-                qos=[message.qos for _, message in outbox]))
+                qos=[message.qos for _, message in outbox],
+                window=self.window))
 
     def _next_entry(self) -> Optional[Entry]:
         for name in sorted(self.suspects):
@@ -186,7 +208,7 @@ class MessagesHandler:
     def _send(self, entry: Entry) -> None:
         name = entry.name
         try:
-            data, identity = self.actiondir.read(name, MAX_FILE)
+            data, identity = self.fresh.pop(name, None) or self.actiondir.read(name, MAX_FILE)
         except FileNotFoundError:
             self._forget(name)
             return
@@ -250,6 +272,7 @@ class MessagesHandler:
         program = self.options.letterhead_generator
         letterhead = failure = None
         if result.stderr.strip():
+            from chariotd.spawn import shown
             log.warning("letterhead generator said: %s", shown(result.stderr))
         if not result.ok:
             failure = f"{program} {result.describe()}"

@@ -29,7 +29,7 @@ def check_accepted(message, allow_reserved: bool) -> None:
     assert type(message.qos) is int and message.qos in (0, 1)
     assert isinstance(message.payload, bytes) and len(message.payload) <= MAX_PAYLOAD
     frame = Publish(ids=[1], topics=[message.topic], payloads=[message.payload],
-                    qos=[message.qos])
+                    qos=[message.qos], window=10)
     validate(frame)  # what Mailbox.send does: a bad frame there would crash the watcher
     assert decode(encode(frame, "msg0"))[1] == frame
 
