@@ -49,7 +49,7 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from drain import Proc, Subscriber, action_dir, pct, tree_pids
+from drain import Proc, Subscriber, action_dir, compile_chariotd, pct, tree_pids
 from drain import pss_by_process as drain_pss
 
 from chariotd.sim import pki
@@ -409,6 +409,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.quick:
         args.files, args.count, args.reps = min(args.files, 20_000), 2000, 1
+    compile_chariotd()
     run = Run(args)
     run.run()
     text = render(run.results)

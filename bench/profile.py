@@ -120,6 +120,7 @@ def main() -> None:
     if not os.access(pyspy, os.X_OK):
         sys.exit("py-spy not found: .venv/bin/pip install py-spy")
 
+    drain.compile_chariotd()
     settings = argparse.Namespace(count=args.files, reps=1, idle=0, starts=0,
                                   latency_count=0, timeout=300.0)
     bench = drain.Bench(settings)

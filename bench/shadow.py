@@ -507,6 +507,7 @@ def main() -> None:
     args.count = max(200, args.count or (200 if args.quick else 300))
     args.reps = args.reps or (1 if args.quick else 3)
     scenarios = [int(n) for n in args.services.split(",")]
+    drain.compile_chariotd()
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     bench = Bench(args)

@@ -19,15 +19,13 @@ import paho.mqtt.client as mqtt
 from chariotd.broker_link import backoff
 from chariotd.broker_link.driver import ClientDriver
 from chariotd.broker_link.routes import Router
-from chariotd.broker_link.provisioning import Provisioning, retire_replaced
 from chariotd.broker_link.session import new_client
 from chariotd.broker_link.windows import Windows
 from chariotd.broker_link.shadow_topics import request_topic
 from chariotd.certstore import Certstore, CertstoreError
 from chariotd.cli import ThingShadow
-from chariotd.ipc.messages import (LinkHeartbeat, LinkState, Publish, Published,
-                                   PublishFailed, RequestTimeout, ShadowRequest)
-from chariotd.ipc.messages import Command  # reprovision, handled by self.provisioning
+from chariotd.ipc.messages import (Command, LinkHeartbeat, LinkState, Publish, Published,
+                                   PublishFailed, Rejected, RequestTimeout, ShadowRequest)
 from chariotd.runtime import RoleContext
 
 log = logging.getLogger(__name__)
@@ -48,7 +46,10 @@ class Link:
         self.mailbox = context.mailbox
         self.clock = clock
         self.certstore = Certstore(self.config.certstore)
-        self.provisioning = Provisioning(context, self.certstore)  # --fleetprov
+        self.provisioning = None
+        if self.config.fleetprov:  # its code is loaded only when it is configured
+            from chariotd.broker_link.provisioning import Provisioning
+            self.provisioning = Provisioning(context, self.certstore)
         self.host, self.port = self.certstore.endpoint()
         self.router = Router(self.config, self.mailbox)
         self.state = WAITING
@@ -104,9 +105,10 @@ class Link:
         else:
             if removed:
                 log.info("certstore: removed what an earlier run left: %s", ", ".join(removed))
-        self.provisioning.sweep()
+        if self.provisioning is not None:
+            self.provisioning.sweep()
         if self.certstore.preferred() is None:
-            if self.provisioning.enabled:
+            if self.provisioning is not None:
                 self.provisioning.first_boot()  # exits 0 when done, 1 when it gives up
                 return
             log.error("no certificate in certstore %s and no fleet provisioning; "
@@ -204,11 +206,25 @@ class Link:
             return
         self.failures = 0
         log.info("connected to %s:%d as %s", self.host, self.port, self.config.clientid)
-        retire_replaced(self.certstore, self.certificate)  # after a reprovision
+        self._retire_replaced()  # after a reprovision
         if self.router.subscribe(client):
             self._enter(UP)
         else:
             self._enter(SUBSCRIBING)
+
+    def _retire_replaced(self) -> None:
+        """Connected with a certificate a reprovision added: the certificates it
+        replaced are removed now."""
+        if self.certificate is None:
+            return
+        try:
+            removed = self.certstore.retire_replaced(self.certificate.id)
+        except (OSError, CertstoreError) as error:
+            log.warning("certstore: cannot remove the replaced certificates: %s", error)
+            return
+        if removed:
+            log.info("certificate %s connected; removed the certificates it replaced: %s",
+                     self.certificate.id[:12], ", ".join(i[:12] for i in removed))
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
         if client is self.client and self.router.subscribed(mid, reason_codes):
@@ -314,6 +330,17 @@ class Link:
         else:
             self.inflight[info.mid] = (sender, request_id)
 
+    def on_command(self, sender: str, command: Command) -> None:
+        if command.name != "reprovision":
+            reason = f"unknown command {command.name!r}"
+        elif self.provisioning is None:
+            log.warning("reprovision refused: chariotd runs without --fleetprov")
+            reason = "reprovision needs --fleetprov"
+        else:
+            self.provisioning.reprovision(sender, command)
+            return
+        self.mailbox.send(sender, Rejected(id=command.id, reason=reason))
+
     def shadow_request(self, sender: str, request: ShadowRequest) -> None:
         if self.state != UP or self.client is None:
             log.debug("link down: dropped a shadow %s request", request.action)
@@ -333,7 +360,7 @@ def run(context: RoleContext) -> int:
     context.loop.after_each(link.after_each_pass)
     context.loop.add_reader(context.mailbox.socket,
                             lambda: context.mailbox.dispatch({
-                                Command: link.provisioning.on_command,
+                                Command: link.on_command,
                                 Publish: link.publish,
                                 RequestTimeout: link.request_timed_out,
                                 ShadowRequest: link.shadow_request}))

@@ -72,7 +72,8 @@ def short(cert_id: str) -> str:
 
 
 class Provisioning:
-    """Fleet provisioning for the link; disabled (`enabled` False) without --fleetprov."""
+    """Fleet provisioning for the link (made, and this module imported, only with
+    --fleetprov)."""
 
     def __init__(self, context: RoleContext, certstore: Certstore, clock=time.monotonic):
         self.loop = context.loop
@@ -80,12 +81,9 @@ class Provisioning:
         self.config = context.config
         self.certstore = certstore
         self.clock = clock
-        self.enabled = bool(self.config.fleetprov)
-        self.fleetprov: Optional[FleetProv] = None
-        if self.enabled:
-            self.fleetprov = fleetprov.load(self.config.fleetprov)  # checked by the parent
-            self.claimstore = Certstore(self.fleetprov.claimstore)
-            self.loop.after_each(self.after_each_pass)
+        self.fleetprov: FleetProv = fleetprov.load(self.config.fleetprov)  # checked by the parent
+        self.claimstore = Certstore(self.fleetprov.claimstore)
+        self.loop.after_each(self.after_each_pass)
         self.client_id = f"{self.config.clientid}-fp"
         self.state = IDLE
         self.purpose: Optional[str] = None
@@ -105,8 +103,6 @@ class Provisioning:
     def sweep(self) -> None:
         """At start: remove the temp names a run killed mid-write left beside the
         outfile and the claimstore's `preferred` (a read-only claimstore is fine)."""
-        if not self.enabled:
-            return
         paths = [self.claimstore.path / "preferred"]
         if self.fleetprov.outfile and self.fleetprov.outfile != "/dev/null":
             paths.append(self.fleetprov.outfile)
@@ -119,16 +115,8 @@ class Provisioning:
                  "template %s", self.certstore.path, self.fleetprov.template)
         self._begin(FIRST_BOOT)
 
-    def on_command(self, sender: str, command: Command) -> None:
-        if command.name != "reprovision":
-            self.mailbox.send(sender, Rejected(id=command.id,
-                                               reason=f"unknown command {command.name!r}"))
-            return
-        if not self.enabled:
-            log.warning("reprovision refused: chariotd runs without --fleetprov")
-            self.mailbox.send(sender, Rejected(id=command.id,
-                                               reason="reprovision needs --fleetprov"))
-            return
+    def reprovision(self, sender: str, command: Command) -> None:
+        """The `reprovision` command (the link refuses it without --fleetprov)."""
         self.requests.append((sender, command.id))
         if self.state != IDLE:
             log.info("provisioning: reprovision requested while provisioning is under way; "
@@ -429,18 +417,3 @@ class Provisioning:
         for sender, request_id in requests:
             self.mailbox.send(sender, make(request_id))
         return bool(requests)
-
-
-def retire_replaced(certstore: Certstore, certificate: Optional[Certificate]) -> None:
-    """The link connected with CERTIFICATE: when it is the one a reprovision added,
-    the certificates it replaced are removed now."""
-    if certificate is None:
-        return
-    try:
-        removed = certstore.retire_replaced(certificate.id)
-    except (OSError, CertstoreError) as error:
-        log.warning("certstore: cannot remove the replaced certificates: %s", error)
-        return
-    if removed:
-        log.info("certificate %s connected; removed the certificates it replaced: %s",
-                 short(certificate.id), ", ".join(short(i) for i in removed))

@@ -266,6 +266,9 @@ def test_default_shadow_and_refetch_command(daemons, device, tmp_path):
     write_message(commands, "bogus", "")
     wait_until(lambda: os.listdir(commands / "failed") == ["bogus"])
     assert "unknown command 'bogus'" in daemon.log()
+    write_message(commands, "reprovision", "")  # the link's command, refused without --fleetprov
+    wait_until(lambda: sorted(os.listdir(commands / "failed")) == ["bogus", "reprovision"])
+    assert "'reprovision' is not available" in daemon.log()
 
 
 def test_200_services_on_one_thing(daemons, device, tmp_path):
