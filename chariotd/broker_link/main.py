@@ -262,6 +262,7 @@ class Link:
         if self.connack_timer is not None:
             self.connack_timer.cancel()
         self.client = None
+        self._answer()  # before the watchers hear that the link is down
         self.inflight.clear()
         self.early_acks.clear()
         self.windows.clear()
@@ -278,10 +279,14 @@ class Link:
         if self.acks:
             for sender in list(self.acks):  # the freed slots first, then the answers
                 self._release(sender)
-            for sender, ids in self.acks.items():
-                self.mailbox.send(sender, Published(ids=ids))
-            self.acks = {}
+            self._answer()
         self.driver.after_each_pass()
+
+    def _answer(self) -> None:
+        """Tell the watchers what was acknowledged: one frame per watcher."""
+        acks, self.acks = self.acks, {}
+        for sender, ids in acks.items():
+            self.mailbox.send(sender, Published(ids=ids))
 
     # -- requests from the watchers -------------------------------------------------------
     def publish(self, sender: str, request: Publish) -> None:
