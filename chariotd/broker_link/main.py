@@ -35,7 +35,7 @@ WAITING, CONNECTING, SUBSCRIBING, UP = "waiting", "connecting", "subscribing", "
 MAX_FAILURES = 5
 NO_CERTIFICATE_PAUSE = 10.0
 CONNACK_TIMEOUT = 20.0
-MIN_CONNECT_INTERVAL = min(1.0, backoff.BASE)  # AWS: one CONNECT/s per client id
+MIN_CONNECT_INTERVAL = backoff.MIN_INTERVAL  # AWS: one CONNECT/s per client id
 
 
 class Link:

@@ -64,7 +64,7 @@ NOTIFY_TIMEOUT = 10.0
 FAILURE_PAUSE = float(os.environ.get("CHARIOTD_FLEETPROV_PAUSE", "30"))
 # Answers to the commands watcher get this long to be acted on before the link exits.
 ANSWER_GRACE = 0.5
-MIN_CONNECT_INTERVAL = min(1.0, backoff.BASE)  # AWS: one CONNECT/s per client id
+MIN_CONNECT_INTERVAL = backoff.MIN_INTERVAL  # AWS: one CONNECT/s per client id
 
 
 def short(cert_id: str) -> str:

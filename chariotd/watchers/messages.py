@@ -61,6 +61,7 @@ POISON_WINDOW = 5.0
 LETTERHEAD_TIME_LIMIT = 5.0  # seconds a letterhead generator may run (EXTENSIONS A)
 # After a letterhead could not be had, the directory pauses for BASE, 2*BASE, ... up to
 # CAP seconds, so a broken letterhead does not run the backlog through failed/ at once.
+LETTERHEAD_PAUSE_BASE = backoff.MIN_INTERVAL  # 1 s (the test seam shortens it)
 LETTERHEAD_PAUSE_CAP = 300.0
 
 # The scan at start reads files for this long per loop pass, then lets the loop run.
@@ -296,7 +297,7 @@ class MessagesHandler:
         """A letterhead that cannot be had is a failed attempt of the message being sent
         (EXTENSIONS A); then the directory pauses, longer after each failure in a row."""
         self._retry(entry, reason, charge=True)
-        pause = min(LETTERHEAD_PAUSE_CAP, backoff.BASE * 2 ** min(self.letterhead_failures, 16))
+        pause = min(LETTERHEAD_PAUSE_CAP, LETTERHEAD_PAUSE_BASE * 2 ** min(self.letterhead_failures, 16))
         self.letterhead_failures += 1
         log.warning("publishing paused for %g s after a letterhead failure", pause)
 
