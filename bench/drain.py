@@ -547,45 +547,60 @@ class Bench:
                   f"(reconnect after {result.get('reconnect_s', float('nan')):.2f} s)")
 
     # (c), (d), (e) after bursts, (g) ------------------------------------------------------
-    def live(self, impl: str) -> None:
-        directory = action_dir(self.work, f"c-{impl}-{self.tags}")
-        removals = Removals(directory / "new")
-        proc = self.spawn(impl, directory)
+    def live(self, impls) -> None:
+        """Both publishers run side by side (each with its own directory, both idle but
+        one), and their bursts alternate, in ABBA order, so a slow spell of the machine
+        does not fall on one of them only."""
+        running = {}
         try:
-            if proc.wait_connected(timeout=30) is None:
-                self.record(impl, "live", {"error": proc.tail()})
-                return
+            for impl in impls:
+                directory = action_dir(self.work, f"c-{impl}-{self.tags}")
+                running[impl] = (directory, Removals(directory / "new"),
+                                 self.spawn(impl, directory))
+            for impl, (_, _, proc) in running.items():
+                if proc.wait_connected(timeout=30) is None:
+                    self.record(impl, "live", {"error": proc.tail()})
+                    return
             time.sleep(1.0)
-            for _ in range(self.args.reps):
-                tag = self.tag(impl, "c")
-                names = prepare(directory, tag, self.n)
-                removals.expect(self.n)
-                started = time.monotonic()
-                move_in(directory, names)
-                moved = time.monotonic() - started
-                result = self.finish(impl, tag, removals, started, {"move_s": moved})
-                self.record(impl, "live", result)
-                self.note(f"{impl}: (c) live {fmt_rate(result)}")
-                time.sleep(0.5)
-            self.latency(impl, proc, directory)
+            for rep in range(self.args.reps):
+                for impl in (impls if rep % 2 == 0 else tuple(reversed(impls))):
+                    self.burst(impl, *running[impl])
+            for impl, (directory, _, proc) in running.items():
+                self.latency(impl, proc, directory)
             time.sleep(1.0)
-            pss = tree_pss_kb(proc.pid)
-            self.record(impl, "pss_after_bursts", {"total_kb": pss["total_kb"],
-                                                   "processes": pss["processes"]})
+            for impl, (_, _, proc) in running.items():
+                pss = tree_pss_kb(proc.pid)
+                self.record(impl, "pss_after_bursts", {"total_kb": pss["total_kb"],
+                                                       "processes": pss["processes"]})
             time.sleep(2.0)
-            before = tree_cpu(proc.pid)
-            time.sleep(self.args.idle)
-            after = tree_cpu(proc.pid)
-            self.record(impl, "idle_cpu", {
-                "seconds": self.args.idle,
-                "cpu_ms": (after["ns"] - before["ns"]) / 1e6,
-                "cpu_ms_from_ticks": (after["ticks"] - before["ticks"]) * 1000 / CLK_TCK,
-                "context_switches": after["switches"] - before["switches"]})
-            if not proc.alive():
-                self.record(impl, "live", {"error": f"exited: {proc.tail()}"})
+            before = {impl: tree_cpu(proc.pid) for impl, (_, _, proc) in running.items()}
+            time.sleep(self.args.idle)  # both idle at once: each one's own threads counted
+            for impl, (_, _, proc) in running.items():
+                after = tree_cpu(proc.pid)
+                self.record(impl, "idle_cpu", {
+                    "seconds": self.args.idle,
+                    "cpu_ms": (after["ns"] - before[impl]["ns"]) / 1e6,
+                    "cpu_ms_from_ticks": (after["ticks"] - before[impl]["ticks"]) * 1000
+                    / CLK_TCK,
+                    "context_switches": after["switches"] - before[impl]["switches"]})
+                if not proc.alive():
+                    self.record(impl, "live", {"error": f"exited: {proc.tail()}"})
         finally:
-            proc.stop()
-            removals.close()
+            for _, removals, proc in running.values():
+                proc.stop()
+                removals.close()
+
+    def burst(self, impl: str, directory: Path, removals: "Removals", proc: Proc) -> None:
+        tag = self.tag(impl, "c")
+        names = prepare(directory, tag, self.n)
+        removals.expect(self.n)
+        started = time.monotonic()
+        move_in(directory, names)
+        moved = time.monotonic() - started
+        result = self.finish(impl, tag, removals, started, {"move_s": moved})
+        self.record(impl, "live", result)
+        self.note(f"{impl}: (c) live {fmt_rate(result)}")
+        time.sleep(0.5)
 
     def latency(self, impl: str, proc: Proc, directory: Path) -> None:
         tag = self.tag(impl, "d")
@@ -619,14 +634,13 @@ class Bench:
                   f"{self.n} files, {self.args.reps} reps")
         for impl in impls:
             self.startup(impl)
-        for _ in range(self.args.reps):
-            for impl in impls:
+        for rep in range(self.args.reps):  # ABBA: neither always goes first
+            for impl in (impls if rep % 2 == 0 else tuple(reversed(impls))):
                 self.backlog(impl)
-        for _ in range(self.args.reps):
-            for impl in impls:
+        for rep in range(self.args.reps):
+            for impl in (impls if rep % 2 == 0 else tuple(reversed(impls))):
                 self.outage(impl)
-        for impl in impls:
-            self.live(impl)
+        self.live(impls)
 
     def close(self) -> None:
         shutil.rmtree(self.work, ignore_errors=True)
