@@ -308,8 +308,9 @@ def source_and_print(shell_path: str, tmp: Path, values: list, locale: str = "C.
         prints = []
         for name, val in variables[1].items():
             if isinstance(val, list):
+                # no loop variable: it could be one of the sourced names
                 prints.append(f'printf "%s\\0" "${{#{name}[@]}}"; '
-                              f'for v in "${{{name}[@]}}"; do printf "%s\\0" "$v"; done')
+                              f'[ "${{#{name}[@]}}" -eq 0 ] || printf "%s\\0" "${{{name}[@]}}"')
             else:
                 prints.append(f'printf "%s\\0" "${name}"')
         script.append(f"( . '{path}' || exit 1; {'; '.join(prints) or ':'} ) "
