@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import ssl
 import time
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Set, Tuple
 
 import paho.mqtt.client as mqtt
 
@@ -62,6 +62,7 @@ class Link:
         self.early_acks = set()
         self.windows = Windows()  # each watcher's window and its waiting messages
         self.acks: Dict[str, List[int]] = {}  # acknowledged this pass, per watcher
+        self.freed: Set[str] = set()  # watchers whose window got room this pass
         self.last_connect = -MIN_CONNECT_INTERVAL
         self.connack_timer = None
         self.last_will = None
@@ -254,6 +255,7 @@ class Link:
             return
         sender, request_id = request
         self.windows.done(sender)
+        self.freed.add(sender)
         self.acks.setdefault(sender, []).append(request_id)  # sent after this pass
 
     def _lost(self, reason: str) -> None:
@@ -266,6 +268,7 @@ class Link:
         self.inflight.clear()
         self.early_acks.clear()
         self.windows.clear()
+        self.freed.clear()
         if was in (UP, SUBSCRIBING):
             log.warning("%s", reason)
             self._enter(WAITING)
@@ -276,11 +279,18 @@ class Link:
             self._failed(reason)
 
     def after_each_pass(self) -> None:
-        if self.acks:
-            for sender in list(self.acks):  # the freed slots first, then the answers
-                self._release(sender)
+        self._release_freed()          # the freed slots are filled,
+        self.driver.after_each_pass()  # what the pass queued goes out,
+        while self.freed:              # (QoS 0 publishes are finished by that write)
+            self._release_freed()
+            self.driver.after_each_pass()
+        if self.acks:                  # then the watchers hear what was acknowledged
             self._answer()
-        self.driver.after_each_pass()
+
+    def _release_freed(self) -> None:
+        freed, self.freed = self.freed, set()
+        for sender in freed:
+            self._release(sender)
 
     def _answer(self) -> None:
         """Tell the watchers what was acknowledged: one frame per watcher."""
@@ -331,6 +341,7 @@ class Link:
         elif info.mid in self.early_acks:
             self.early_acks.discard(info.mid)
             self.windows.done(sender)
+            self.freed.add(sender)
             self.acks.setdefault(sender, []).append(request_id)
         else:
             self.inflight[info.mid] = (sender, request_id)

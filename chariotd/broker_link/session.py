@@ -8,6 +8,7 @@ import ssl
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from chariotd.broker_link.driver import quiet_writes
 from chariotd.certstore import Certificate
 
 ALPN_PORT = 443
@@ -38,6 +39,7 @@ def new_client(client_id: str, cacert: str, certificate: Certificate, port: int,
     client.connect_timeout = CONNECT_TIMEOUT
     client.max_inflight_messages_set(MAX_INFLIGHT)
     client.max_queued_messages_set(0)
+    quiet_writes(client)  # written by the driver after each pass of the loop
     if last_will is not None:
         topic, payload = last_will
         client.will_set(topic, payload, qos=1, retain=False)
