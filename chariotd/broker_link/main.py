@@ -36,6 +36,7 @@ MAX_FAILURES = 5
 NO_CERTIFICATE_PAUSE = 10.0
 CONNACK_TIMEOUT = 20.0
 MIN_CONNECT_INTERVAL = backoff.MIN_INTERVAL  # AWS: one CONNECT/s per client id
+ANSWER_DELAY = 0.02  # the longest an acknowledgement waits to be told to its watcher
 
 
 class Link:
@@ -63,6 +64,7 @@ class Link:
         self.windows = Windows()  # each watcher's window and its waiting messages
         self.acks: Dict[str, List[int]] = {}  # acknowledged this pass, per watcher
         self.freed: Set[str] = set()  # watchers whose window got room this pass
+        self.answer_timer = None
         self.last_connect = -MIN_CONNECT_INTERVAL
         self.connack_timer = None
         self.last_will = None
@@ -285,18 +287,26 @@ class Link:
             self._release_freed()
             self.driver.after_each_pass()
         if self.acks:                  # then the watchers hear what was acknowledged
-            self._answer()
+            self._answer(everything=False)
 
     def _release_freed(self) -> None:
         freed, self.freed = self.freed, set()
         for sender in freed:
             self._release(sender)
 
-    def _answer(self) -> None:
-        """Tell the watchers what was acknowledged: one frame per watcher."""
-        acks, self.acks = self.acks, {}
-        for sender, ids in acks.items():
-            self.mailbox.send(sender, Published(ids=ids))
+    def _answer(self, everything: bool = True) -> None:
+        """Tell the watchers what was acknowledged, one frame per watcher. A watcher
+        with more than a window still waiting at the link is told later, with more
+        ids in the frame, but within ANSWER_DELAY."""
+        for sender in list(self.acks):
+            if everything or not self.windows.busy(sender):
+                self.mailbox.send(sender, Published(ids=self.acks.pop(sender)))
+        if self.acks and self.answer_timer is None:
+            self.answer_timer = self.loop.call_later(ANSWER_DELAY, self._answer_late)
+
+    def _answer_late(self) -> None:
+        self.answer_timer = None
+        self._answer()
 
     # -- requests from the watchers -------------------------------------------------------
     def publish(self, sender: str, request: Publish) -> None:

@@ -61,6 +61,13 @@ class Windows:
         if state is not None and state.unacked > 0:
             state.unacked -= 1
 
+    def busy(self, sender: str) -> bool:
+        """SENDER has messages in flight and more than a whole window waiting behind
+        them: its acknowledgements can wait to be told together (fewer frames)."""
+        state = self._senders.get(sender)
+        return (state is not None and state.unacked > 0
+                and len(state.waiting) > state.window)
+
     def unacked(self, sender: str) -> int:
         state = self._senders.get(sender)
         return 0 if state is None else state.unacked

@@ -64,6 +64,9 @@ LETTERHEAD_TIME_LIMIT = 5.0  # seconds a letterhead generator may run (EXTENSION
 LETTERHEAD_PAUSE_BASE = backoff.MIN_INTERVAL  # 1 s (the test seam shortens it)
 LETTERHEAD_PAUSE_CAP = 300.0
 
+# Messages handed to the link at once, in windows (see `handed`).
+HANDED = 3
+
 # The scan at start reads files for this long per loop pass, then lets the loop run.
 SCAN_SLICE = 0.02
 
@@ -174,10 +177,11 @@ class MessagesHandler:
 
     @property
     def handed(self) -> int:
-        """Messages handed to the link at once: the window, plus as many again waiting
-        at the link for a slot (it publishes the next as soon as an acknowledgement
-        frees one), except while a suspect is isolated."""
-        return 1 if self.suspects else 2 * self.options.concurrency
+        """Messages handed to the link at once: the window, plus two windows more
+        waiting at the link for a slot (it publishes the next as soon as an
+        acknowledgement frees one, and tells acknowledgements in batches while more
+        than a window waits), except while a suspect is isolated."""
+        return 1 if self.suspects else HANDED * self.options.concurrency
 
     def pump(self) -> None:
         while (self.link_up and not self.unscanned and self.generating_name is None
