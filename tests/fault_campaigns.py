@@ -565,8 +565,8 @@ def kill_drain(test_pki, workdir: Path, rounds: int = 20, backlog: int = 1000,
     """ROUNDS times: start the tree, drop LIVE more files into new/ while it runs, and
     SIGKILL the whole process group at a random moment (during start-up, the scan, the
     drain or idle); then start it again, as runit would. Finally every message must
-    have reached the subscriber and new/ be empty; duplicates at most one window per
-    kill."""
+    have reached the subscriber and new/ be empty; duplicates at most two windows per
+    kill (the one in flight, and acknowledgements not yet told to the watcher)."""
     from chariotd.sim import pki
 
     tally = Tally("SIGKILL of the tree during drains")
@@ -618,7 +618,10 @@ def kill_drain(test_pki, workdir: Path, rounds: int = 20, backlog: int = 1000,
         tally.requests_handled = total
         assert tally.lost == 0
         assert files_in(mqtt_dir / "failed") == []
-        assert tally.duplicates <= tally.faults * window, \
+        # A SIGKILL can hit a window in flight and, behind it, up to a window the broker
+        # acknowledged whose files were not removed yet (the link tells acknowledgements
+        # in batches while a backlog drains): both are published again after the restart.
+        assert tally.duplicates <= tally.faults * 2 * window, \
             f"{tally.duplicates} duplicates for {tally.faults} kills, window {window}"
     finally:
         if daemon is not None:
