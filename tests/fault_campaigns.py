@@ -302,11 +302,26 @@ def acknowledged_by_broker(log: str, client_id: str = "dev1") -> List[set]:
     return runs
 
 
+def drain_setup(test_pki, broker, workdir: Path, backlog: int, window: int):
+    """A device certstore for BROKER, a subscriber on the drain's topics and BACKLOG
+    message files waiting in WORKDIR/mqtt: (subscriber, messages dir, chariotd args)."""
+    from chariotd.sim import pki
+
+    cert, key = test_pki.ca.issue_client("dev1")
+    certstore = workdir / "certstore"
+    pki.write_certstore(certstore, broker.endpoint, cert, key)
+    sub = watching_subscriber(test_pki, broker, "t/drain/#")
+    mqtt_dir = workdir / "mqtt"
+    fill_backlog(mqtt_dir, backlog)
+    args = ["--clientid=dev1", f"--cacert={test_pki.cafile}", f"--certstore={certstore}",
+            f"--messages={mqtt_dir}", f"--default-message-concurrency={window}"]
+    return sub, mqtt_dir, args
+
+
 def broker_kill_drain(test_pki, workdir: Path, messages: int = 5000, kills: int = 3,
                       window: int = 10, seed: int = 0) -> Tally:
     """SIGKILL the broker `kills` times during a drain of MESSAGES files and start it
     again at once; the tree runs under a restarting supervisor (support.Supervised)."""
-    from chariotd.sim import pki
     from support import Supervised
 
     tally = Tally("broker SIGKILL + restart during a drain")
@@ -316,14 +331,7 @@ def broker_kill_drain(test_pki, workdir: Path, messages: int = 5000, kills: int 
     broker = persistent_broker(test_pki, workdir / "broker")
     tree = sub = None
     try:
-        cert, key = test_pki.ca.issue_client("dev1")
-        certstore = workdir / "certstore"
-        pki.write_certstore(certstore, broker.endpoint, cert, key)
-        sub = watching_subscriber(test_pki, broker, "t/drain/#")
-        mqtt_dir = workdir / "mqtt"
-        fill_backlog(mqtt_dir, messages)
-        args = ["--clientid=dev1", f"--cacert={test_pki.cafile}", f"--certstore={certstore}",
-                f"--messages={mqtt_dir}", f"--default-message-concurrency={window}"]
+        sub, mqtt_dir, args = drain_setup(test_pki, broker, workdir, messages, window)
         env = {"CHARIOTD_BACKOFF_BASE": "0.1"}
         tree = Supervised(lambda: start_daemon(args, workdir, env))
         for number in range(kills):
@@ -567,7 +575,6 @@ def kill_drain(test_pki, workdir: Path, rounds: int = 20, backlog: int = 1000,
     drain or idle); then start it again, as runit would. Finally every message must
     have reached the subscriber and new/ be empty; duplicates at most two windows per
     kill (the one in flight, and acknowledgements not yet told to the watcher)."""
-    from chariotd.sim import pki
 
     tally = Tally("SIGKILL of the tree during drains")
     rng = random.Random(seed)
@@ -578,15 +585,8 @@ def kill_drain(test_pki, workdir: Path, rounds: int = 20, backlog: int = 1000,
     rundir_base = workdir / "rundir-base"
     rundir_base.mkdir()
     try:
-        cert, key = test_pki.ca.issue_client("dev1")
-        certstore = workdir / "certstore"
-        pki.write_certstore(certstore, broker.endpoint, cert, key)
-        sub = watching_subscriber(test_pki, broker, "t/drain/#")
-        mqtt_dir = workdir / "mqtt"
-        fill_backlog(mqtt_dir, backlog)
+        sub, mqtt_dir, args = drain_setup(test_pki, broker, workdir, backlog, window)
         total = backlog
-        args = ["--clientid=dev1", f"--cacert={test_pki.cafile}", f"--certstore={certstore}",
-                f"--messages={mqtt_dir}", f"--default-message-concurrency={window}"]
         env = {"CHARIOTD_BACKOFF_BASE": "0.05", "TMPDIR": str(rundir_base)}
         for _ in range(rounds):
             daemon = start_daemon(args, workdir, env)
