@@ -7,6 +7,7 @@ from typing import Any, Callable
 
 from chariotd.formats import FormatError
 from chariotd.services import outfile
+from chariotd.services.notify import is_pending, mark_pending
 from chariotd.services.definitions import ServiceDefinition
 from chariotd.services.reconcile import ChangeRefused, parse_outfile, reconcile, DEV_NULL
 from chariotd.shadow.patch import NO_CHANGE
@@ -16,7 +17,7 @@ log = logging.getLogger(__name__)
 
 class Service:
     def __init__(self, definition: ServiceDefinition,
-                 notify: Callable[[ServiceDefinition, Any], None],
+                 notify: Callable[..., None],
                  empty_array_deletes: bool = False):
         self.definition = definition
         self.notify = notify
@@ -47,13 +48,22 @@ class Service:
         change = reconcile(d, outfile_text=text, current=current, reported=reported,
                            patch=patch, initial=self.initial, replace=replace,
                            empty_array_deletes=self.empty_array_deletes)
+        interrupted = self.initial and self.writes_outfile and is_pending(d.outfile)
         if change.write is not None:
+            if change.notify:
+                mark_pending(d.outfile)  # made durable by the outfile's directory fsync
             try:
                 outfile.write_text(d.outfile, change.write)
             except OSError as error:
                 raise ChangeRefused(f"cannot write {d.outfile}: {error}") from None
             log.info("service %s: wrote %s", d.key, d.outfile)
         self.initial = False
-        if change.notify:
-            self.notify(d, change.config)
+        if interrupted and not change.notify:
+            log.info("service %s: its notify command did not finish before chariotd "
+                     "stopped; running it again", d.key)
+        if change.notify or interrupted:
+            if self.writes_outfile:
+                self.notify(d, change.config, d.outfile)
+            else:
+                self.notify(d, change.config)
         return change.report

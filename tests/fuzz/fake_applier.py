@@ -103,8 +103,8 @@ class FakeApplier:
         self.notified: List[str] = []
         for services in self.applier.services.values():
             for service in services.values():
-                service.notify = lambda definition, config: self.notified.append(
-                    definition.key)
+                service.notify = lambda definition, config, outfile=None: \
+                    self.notified.append(definition.key)
         self.sync = self.applier.syncs[cli.ThingShadow(THING)]
 
     def link_up(self) -> None:

@@ -197,6 +197,45 @@ def test_notify_failure_and_timeout_are_logged(daemons, device, tmp_path):
     wait_until(lambda: device.state("reported").get("bad") == {"b": 1})
 
 
+def test_a_notify_interrupted_by_a_kill_runs_again_after_the_restart(daemons, device,
+                                                                      tmp_path):
+    """SIGKILL of the tree after the outfile was written but before its notify command
+    finished: the next start finds the outfile up to date, and notifies anyway."""
+    outfile = device.service("foo")
+    pidfile, flag = device.root / "notify.pid", device.root / "slept"
+    (device.svcs / "foo.js").write_text((device.svcs / "foo.js").read_text().replace(
+        f"echo foo >> {device.notified}",
+        f"echo foo >> {device.notified}; [ -e {flag} ] && exit 0; touch {flag}; "
+        f"echo $$ > {pidfile}; exec sleep 30"))
+    daemon = start(daemons, device, tmp_path)
+    device.sim.set_desired("dev1", None, {"foo": {"a": 1}})
+    wait_until(lambda: pidfile.exists() and pidfile.read_text().strip(),
+               message="the notify command is running")
+    try:
+        assert read_json(outfile) == {"a": 1}
+        os.killpg(daemon.pid, signal.SIGKILL)  # the notify never finishes
+        daemon.process.wait(10)
+    finally:
+        try:
+            os.kill(int(pidfile.read_text()), signal.SIGKILL)
+        except (ProcessLookupError, ValueError):
+            pass
+    assert device.notifications() == ["foo"]
+    daemon = start(daemons, device, tmp_path)
+    wait_until(lambda: device.notifications() == ["foo", "foo"],
+               message="notified again after the restart")
+    daemon.wait_log(r"service foo: its notify command did not finish before chariotd stopped")
+    wait_until(lambda: not (device.out / ".foo.notify-pending").exists(),
+               message="the marker removed once the command finished")
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait_exit(5) == 0
+    device.service("bar")
+    start(daemons, device, tmp_path)  # finished this time: no third notification
+    device.sim.set_desired("dev1", None, {"bar": {"b": 2}})  # a barrier after the start
+    wait_until(lambda: "bar" in device.notifications(), message="bar notified")
+    assert device.notifications() == ["foo", "foo", "bar"]
+
+
 def test_bad_definitions_are_skipped_and_the_rest_runs(daemons, device, tmp_path):
     good = device.service("good")
     (device.svcs / "broken.js").write_text("module.exports = { key: 'x', ")
