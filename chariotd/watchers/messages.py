@@ -104,7 +104,7 @@ class MessagesHandler:
         self.outbox: List[Tuple[int, object]] = []  # released this pass, not yet sent
         self.inflight_names: Set[str] = set()
         # Files that just arrived, as read to learn their priority: the ones published
-        # in the same loop pass are not read a second time (at most a window of them).
+        # in the same loop pass are not read a second time (at most `handed` of them).
         self.fresh: Dict[str, Tuple[bytes, object]] = {}
         self.spawner = None
         if options.letterhead_generator:  # the only user of subprocess in this role
