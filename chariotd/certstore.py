@@ -19,11 +19,11 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Tuple
 
 from chariotd.fsutil import fsync_dir, remove_stale_temps, replace_symlink, write_file_atomic
+from chariotd.record import Record
 
 DEFAULT_PORT = 8883
 PREFERRED = "preferred"
@@ -58,8 +58,7 @@ def parse_endpoint(text: str) -> Tuple[str, int]:
     return host, int(port)
 
 
-@dataclass(frozen=True)
-class Certificate:
+class Certificate(Record, frozen=True):
     id: str
     cert_path: Path
     key_path: Path

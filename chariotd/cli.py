@@ -12,10 +12,10 @@ import argparse
 import os
 import re
 import sys
-from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
 from chariotd import __version__
+from chariotd.record import Factory, Record
 
 THING_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 SHADOW_RE = re.compile(r"^[$A-Za-z0-9:_-]{1,64}$")
@@ -26,8 +26,7 @@ class ConfigError(Exception):
     """A configuration problem: one line on stderr, exit status 2."""
 
 
-@dataclass(frozen=True)
-class ThingShadow:
+class ThingShadow(Record, frozen=True):
     """A thing's classic shadow (shadow is None) or one of its named shadows."""
     thing: str
     shadow: Optional[str] = None
@@ -36,8 +35,7 @@ class ThingShadow:
         return self.thing if self.shadow is None else f"{self.thing}/{self.shadow}"
 
 
-@dataclass
-class MessageDir:
+class MessageDir(Record):
     """One --messages directory with its effective per-directory options."""
     path: str
     concurrency: int = 10
@@ -52,20 +50,19 @@ class MessageDir:
     reserved_topics: bool = False  # may publish to $aws/... beyond $aws/rules/...
 
 
-@dataclass
-class Config:
+class Config(Record):
     clientid: str
     cacert: str
     certstore: str
     fleetprov: Optional[str] = None
-    services: List[Tuple[ThingShadow, str]] = field(default_factory=list)
-    updates: List[Tuple[ThingShadow, str]] = field(default_factory=list)
-    defaultshadow: List[Tuple[ThingShadow, str]] = field(default_factory=list)
-    messages: List[MessageDir] = field(default_factory=list)
+    services: List[Tuple[ThingShadow, str]] = Factory(list)
+    updates: List[Tuple[ThingShadow, str]] = Factory(list)
+    defaultshadow: List[Tuple[ThingShadow, str]] = Factory(list)
+    messages: List[MessageDir] = Factory(list)
     commands: Optional[str] = None
-    subscribe_write: List[Tuple[str, str]] = field(default_factory=list)
-    subscribe_exec: List[Tuple[str, str]] = field(default_factory=list)
-    tunnelmappings: List[Tuple[str, Dict[str, int]]] = field(default_factory=list)
+    subscribe_write: List[Tuple[str, str]] = Factory(list)
+    subscribe_exec: List[Tuple[str, str]] = Factory(list)
+    tunnelmappings: List[Tuple[str, Dict[str, int]]] = Factory(list)
     tunnelproxy: str = "localproxy"
     tunnelcadir: Optional[str] = None
     keepalive: int = 1200

@@ -13,13 +13,13 @@ import os
 import signal
 import sys
 import traceback
-from dataclasses import dataclass, field
 from typing import Callable, List, Optional
 
 import setproctitle
 
 from chariotd import log
 from chariotd.cli import Config
+from chariotd.record import Factory, Record
 
 LINK = "link"
 APPLIER = "applier"
@@ -27,8 +27,7 @@ APPLIER = "applier"
 _PR_SET_PDEATHSIG = 1
 
 
-@dataclass
-class Role:
+class Role(Record):
     """One child process of the tree."""
     id: str                 # mailbox name, short: the ipc:// path has a length limit
     title: str              # process title, e.g. "chariotd: link"
@@ -37,14 +36,13 @@ class Role:
     options: object = None  # role-specific settings (e.g. a MessageDir)
 
 
-@dataclass
-class RoleContext:
+class RoleContext(Record):
     role: Role
     config: Config
     rundir: str
     parent_fd: int
     parent_pid: int
-    roles: List[Role] = field(default_factory=list)
+    roles: List[Role] = Factory(list)
     parent_mailbox: Optional[str] = None      # the parent's role id when it listens (systemd)
     heartbeat_interval: Optional[float] = None  # link -> parent heartbeats (systemd watchdog)
     loop: object = None

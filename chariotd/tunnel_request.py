@@ -8,8 +8,9 @@ The access token is a secret: it is kept out of every repr and every error text.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
+
+from chariotd.record import Record
 
 NOTIFY_TOPIC = "$aws/things/{thing}/tunnels/notify"
 
@@ -19,12 +20,11 @@ class BadTunnelRequest(ValueError):
     contains the token."""
 
 
-@dataclass(frozen=True)
-class TunnelRequest:
+class TunnelRequest(Record, frozen=True, hidden=("token",)):
     thing: str
     region: str
     services: Tuple[str, ...]
-    token: str = field(repr=False)
+    token: str  # never shown by repr
 
 
 def notify_topic(thing: str) -> str:

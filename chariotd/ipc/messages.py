@@ -10,6 +10,8 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 import msgpack
 
+from chariotd.record import Record
+
 
 class BadFrame(ValueError):
     """A frame that is not one of our messages (logged and dropped by the receiver)."""
@@ -53,62 +55,17 @@ def checker(expected: Any) -> Callable[[Any], bool]:
 KINDS: Dict[str, type] = {}
 
 
-class _Kind:
-    """What every message kind shares: built from keyword (or positional) fields in the
-    declared order, immutable, compared and shown field by field. (Hand-written rather
-    than dataclasses: generating those methods for every kind took ~12 ms of each
-    start-up.)"""
-    op = ""
-    field_names: Tuple[str, ...] = ()
-    field_set: frozenset = frozenset()
-    defaults: Dict[str, Any] = {}
-
-    def __init__(self, *args, **fields):
-        if len(args) > len(self.field_names):
-            raise TypeError(f"{type(self).__name__}: too many arguments")
-        for name, value in zip(self.field_names, args):
-            if name in fields:
-                raise TypeError(f"{type(self).__name__}: {name} given twice")
-            fields[name] = value
-        unknown = fields.keys() - self.field_set
-        if unknown:
-            raise TypeError(f"{type(self).__name__}: unexpected {sorted(unknown)}")
-        for name in self.field_names:
-            if name in fields:
-                value = fields[name]
-            elif name in self.defaults:
-                value = self.defaults[name]
-            else:
-                raise TypeError(f"{type(self).__name__}: missing {name}")
-            object.__setattr__(self, name, value)
-
-    def __setattr__(self, name, value):
-        raise AttributeError(f"{type(self).__name__} is immutable")
-
-    def __delattr__(self, name):
-        raise AttributeError(f"{type(self).__name__} is immutable")
-
-    def __eq__(self, other):
-        return type(other) is type(self) and all(
-            getattr(self, name) == getattr(other, name) for name in self.field_names)
-
-    def __hash__(self):
-        return hash((type(self), *(getattr(self, name) for name in self.field_names)))
-
-    def __repr__(self):
-        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.field_names)
-        return f"{type(self).__name__}({fields})"
+class _Kind(Record, frozen=True):
+    """What every message kind shares: fields in declared order, immutable, compared
+    and shown field by field (chariotd/record.py)."""
 
 
 def _kind(op: str):
     def register(cls):
         annotations = cls.__dict__.get("__annotations__", {})
         cls.op = op
-        cls.field_names = tuple(annotations)
         assert not {"op", "from"} & set(cls.field_names), "op and from name the frame"
-        cls.defaults = {name: cls.__dict__[name] for name in cls.field_names
-                        if name in cls.__dict__}
-        cls.required = frozenset(cls.field_names) - cls.defaults.keys()
+        cls.required = frozenset(cls.field_names) - cls.field_defaults.keys()
         cls.field_types = dict(annotations)
         cls.field_set = frozenset(cls.field_names)
         cls.field_checks = tuple((name, checker(kind)) for name, kind in annotations.items())

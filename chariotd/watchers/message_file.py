@@ -19,9 +19,9 @@ bytes can hold them.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Optional, Tuple, Union
 
+from chariotd.record import Record
 from chariotd.topics import BadTopic, check_not_reserved, check_publish_topic
 from chariotd.watchers.compression import UnknownCompression, compress
 
@@ -36,8 +36,7 @@ Number = Union[int, float]
 Slot = Union[str, int, float]
 
 
-@dataclass(frozen=True)
-class Message:
+class Message(Record, frozen=True):
     topic: str
     payload: bytes          # as published: encoded, and compressed when asked
     qos: int = 1
