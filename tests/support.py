@@ -86,6 +86,22 @@ def write_message(directory: Path, name: str, content: str) -> Path:
     return target
 
 
+def kill_tree_mid_command(daemon, pidfile: Path) -> None:
+    """Wait until a command DAEMON runs has written its pid to PIDFILE, then SIGKILL the
+    whole tree (its process group, as a power cut would) and that command, which runs in
+    a process group of its own."""
+    wait_until(lambda: pidfile.exists() and pidfile.read_text().strip(),
+               message=f"the command writing {pidfile.name} is running")
+    try:
+        os.killpg(daemon.pid, signal.SIGKILL)
+        daemon.process.wait(10)
+    finally:
+        try:
+            os.kill(int(pidfile.read_text()), signal.SIGKILL)
+        except (ProcessLookupError, ValueError):
+            pass
+
+
 def _live_processes(field: int, value: int) -> List[int]:
     """Live processes whose /proc/PID/stat FIELD (after the name: 1 ppid, 2 pgid) is VALUE."""
     found = []

@@ -37,7 +37,7 @@ from typing import List, Optional, Tuple
 
 import paho.mqtt.client as mqtt
 
-from chariotd import fleetprov
+from chariotd import fleetprov, pending
 from chariotd.broker_link import backoff
 from chariotd.broker_link.driver import ClientDriver
 from chariotd.broker_link.session import new_client
@@ -83,6 +83,9 @@ class Provisioning:
         self.clock = clock
         self.fleetprov: FleetProv = fleetprov.load(self.config.fleetprov)  # checked by the parent
         self.claimstore = Certstore(self.fleetprov.claimstore)
+        # `.provisioning.notify-pending` in the certstore while the notify command of a
+        # stored certificate has not finished (chariotd/pending.py)
+        self.notify_marker = str(self.certstore.path / "provisioning")
         self.loop.after_each(self.after_each_pass)
         self.client_id = f"{self.config.clientid}-fp"
         self.state = IDLE
@@ -109,6 +112,10 @@ class Provisioning:
         for path in paths:
             for name in remove_stale_temps(path):
                 log.info("provisioning: removed %s, left by a run killed while writing", name)
+        if pending.is_marked(self.notify_marker) and self.certstore.preferred() is not None:
+            log.info("provisioning: the notify command did not finish before chariotd "
+                     "stopped; running it again")
+            self._run_notify(lambda: None)
 
     def first_boot(self) -> None:
         log.info("provisioning: no certificate in the certstore %s; provisioning with "
@@ -287,6 +294,8 @@ class Provisioning:
         self._enter(FINISHING)
         created, key_pem = self.created, self.key_pem
         self.created = self.key_pem = None
+        if self.fleetprov.notifycmd:  # made durable by the certstore's directory fsync
+            pending.mark(self.notify_marker)
         try:
             others = [c.id for c in self.certstore.certificates()
                       if c.id != created.certificate_id]
@@ -385,8 +394,11 @@ class Provisioning:
         if not self.fleetprov.notifycmd:
             self._succeeded()
             return
-        from chariotd.spawn import shown
-        from chariotd.spawn import Spawner
+        self._run_notify(self._succeeded)
+
+    def _run_notify(self, then) -> None:
+        """Run the notify command; its marker goes when it has finished, then THEN."""
+        from chariotd.spawn import Spawner, shown
         if self.spawner is None:
             self.spawner = Spawner(self.loop)
 
@@ -396,7 +408,8 @@ class Provisioning:
             else:
                 log.error("provisioning: notify command %s%s", result.describe(),
                           f": {shown(result.stderr)}" if result.stderr.strip() else "")
-            self._succeeded()
+            pending.clear(self.notify_marker)
+            then()
 
         log.info("provisioning: running the notify command")
         self.spawner.run(["/bin/sh", "-c", self.fleetprov.notifycmd], done,

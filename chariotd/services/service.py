@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 from chariotd.formats import FormatError
 from chariotd.services import outfile
-from chariotd.services.notify import is_pending, mark_pending
+from chariotd import pending
 from chariotd.services.definitions import ServiceDefinition
 from chariotd.services.reconcile import ChangeRefused, parse_outfile, reconcile, DEV_NULL
 from chariotd.shadow.patch import NO_CHANGE
@@ -48,10 +48,10 @@ class Service:
         change = reconcile(d, outfile_text=text, current=current, reported=reported,
                            patch=patch, initial=self.initial, replace=replace,
                            empty_array_deletes=self.empty_array_deletes)
-        interrupted = self.initial and self.writes_outfile and is_pending(d.outfile)
+        interrupted = self.initial and self.writes_outfile and pending.is_marked(d.outfile)
         if change.write is not None:
             if change.notify:
-                mark_pending(d.outfile)  # made durable by the outfile's directory fsync
+                pending.mark(d.outfile)  # made durable by the outfile's directory fsync
             try:
                 outfile.write_text(d.outfile, change.write)
             except OSError as error:

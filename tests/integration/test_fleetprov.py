@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from chariotd.sim import pki
-from support import wait_until, write_message
+from support import kill_tree_mid_command, wait_until, write_message
 
 SERIAL = "0001"
 THING = f"sim-{SERIAL}"
@@ -103,6 +103,26 @@ def test_first_boot_create_keys_outfile_notify_then_connect(sim, daemons, tmp_pa
     assert_no_secrets(log, sim)
 
     use_shadow(daemons, sim, store, tmp_path)
+
+
+def test_a_notify_interrupted_by_a_kill_runs_again_after_the_restart(sim, daemons, tmp_path):
+    """SIGKILL after the certificate was stored but before the notify command finished:
+    the next start connects with the new certificate and runs the command again."""
+    store = empty_certstore(tmp_path, sim)
+    notified, flag, pidfile = tmp_path / "notified", tmp_path / "slept", tmp_path / "pid"
+    config = write_config(tmp_path, sim, notifycmd=(
+        f"echo done >> {notified}; [ -e {flag} ] && exit 0; touch {flag}; "
+        f"echo $$ > {pidfile}; exec sleep 30"))
+    daemon = daemons(args(sim, store, config), tmp_path, env=FAST)
+    kill_tree_mid_command(daemon, pidfile)
+    assert_provisioned(store)
+    assert (store / ".provisioning.notify-pending").exists()
+    daemon = daemons(args(sim, store, config), tmp_path, env=FAST)
+    daemon.wait_connected()
+    wait_until(lambda: notified.read_text() == "done\ndone\n", message="notified again")
+    wait_until(lambda: not (store / ".provisioning.notify-pending").exists(),
+               message="the marker removed")
+    assert "did not finish before chariotd stopped; running it again" in daemon.log()
 
 
 @pytest.mark.parametrize("content,message", [

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from support import wait_until, write_message
+from support import kill_tree_mid_command, wait_until, write_message
 
 
 def read_json(path: Path):
@@ -209,17 +209,8 @@ def test_a_notify_interrupted_by_a_kill_runs_again_after_the_restart(daemons, de
         f"echo $$ > {pidfile}; exec sleep 30"))
     daemon = start(daemons, device, tmp_path)
     device.sim.set_desired("dev1", None, {"foo": {"a": 1}})
-    wait_until(lambda: pidfile.exists() and pidfile.read_text().strip(),
-               message="the notify command is running")
-    try:
-        assert read_json(outfile) == {"a": 1}
-        os.killpg(daemon.pid, signal.SIGKILL)  # the notify never finishes
-        daemon.process.wait(10)
-    finally:
-        try:
-            os.kill(int(pidfile.read_text()), signal.SIGKILL)
-        except (ProcessLookupError, ValueError):
-            pass
+    kill_tree_mid_command(daemon, pidfile)  # the notify never finishes
+    assert read_json(outfile) == {"a": 1}
     assert device.notifications() == ["foo"]
     daemon = start(daemons, device, tmp_path)
     wait_until(lambda: device.notifications() == ["foo", "foo"],
