@@ -60,7 +60,6 @@ class Link:
         self.driver = ClientDriver(self.loop, max(0.5, min(5.0, self.config.keepalive / 4)))
         self.certificate = None
         self.inflight: Dict[int, Tuple[str, int]] = {}  # mid -> (sender, request id)
-        self.early_acks = set()
         self.windows = Windows()  # each watcher's window and its waiting messages
         self.acks: Dict[str, List[int]] = {}  # acknowledged this pass, per watcher
         self.freed: Set[str] = set()  # watchers whose window got room this pass
@@ -251,9 +250,11 @@ class Link:
             self.driver.detach()
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
+        # Packets are only queued by publish() and written after the pass (driver.py),
+        # so every publish of a watcher is in `inflight` by the time it is finished;
+        # anything else (a shadow request's PUBACK) is nobody's to answer.
         request = self.inflight.pop(mid, None)
         if request is None:
-            self.early_acks.add(mid)  # QoS 0 written from inside publish()
             return
         sender, request_id = request
         self.windows.done(sender)
@@ -268,7 +269,6 @@ class Link:
         self.client = None
         self._answer()  # before the watchers hear that the link is down
         self.inflight.clear()
-        self.early_acks.clear()
         self.windows.clear()
         self.freed.clear()
         if was in (UP, SUBSCRIBING):
@@ -348,11 +348,6 @@ class Link:
         elif info.rc != mqtt.MQTT_ERR_SUCCESS:
             self.windows.done(sender)
             self._not_published(sender, request_id, mqtt.error_string(info.rc), charge=True)
-        elif info.mid in self.early_acks:
-            self.early_acks.discard(info.mid)
-            self.windows.done(sender)
-            self.freed.add(sender)
-            self.acks.setdefault(sender, []).append(request_id)
         else:
             self.inflight[info.mid] = (sender, request_id)
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable
 
+from chariotd import pending
 from chariotd.formats import FormatError
 from chariotd.services import outfile
-from chariotd import pending
 from chariotd.services.definitions import ServiceDefinition
 from chariotd.services.reconcile import ChangeRefused, parse_outfile, reconcile, DEV_NULL
 from chariotd.shadow.patch import NO_CHANGE
@@ -61,9 +61,6 @@ class Service:
         if interrupted and not change.notify:
             log.info("service %s: its notify command did not finish before chariotd "
                      "stopped; running it again", d.key)
-        if change.notify or interrupted:
-            if self.writes_outfile:
-                self.notify(d, change.config, d.outfile)
-            else:
-                self.notify(d, change.config)
+        if change.notify or interrupted:  # the marker, if any, goes when it has finished
+            self.notify(d, change.config, d.outfile if self.writes_outfile else None)
         return change.report

@@ -301,7 +301,8 @@ class MessagesHandler:
         """A letterhead that cannot be had is a failed attempt of the message being sent
         (EXTENSIONS A); then the directory pauses, longer after each failure in a row."""
         self._retry(entry, reason, charge=True)
-        pause = min(LETTERHEAD_PAUSE_CAP, LETTERHEAD_PAUSE_BASE * 2 ** min(self.letterhead_failures, 16))
+        pause = min(LETTERHEAD_PAUSE_CAP,
+                    LETTERHEAD_PAUSE_BASE * 2 ** min(self.letterhead_failures, 16))
         self.letterhead_failures += 1
         log.warning("publishing paused for %g s after a letterhead failure", pause)
 

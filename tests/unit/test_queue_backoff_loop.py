@@ -1,5 +1,7 @@
 import os
 import signal
+import subprocess
+import sys
 
 from chariotd.broker_link import backoff
 from chariotd.loop import Loop
@@ -10,6 +12,17 @@ def test_backoff_is_full_jitter_and_capped():
     assert backoff.delay(3, base=1, uniform=lambda a, b: b) == 8
     assert backoff.delay(50, base=1, uniform=lambda a, b: b) == backoff.CAP
     assert backoff.delay(5, base=1, uniform=lambda a, b: a) == 0
+
+
+def test_device_defaults_base_half_a_second_and_one_connect_per_second():
+    """Without the test seam: retries start at up to 0.5 s, never sooner than 1 s after
+    the previous CONNECT (what the README promises)."""
+    env = {k: v for k, v in os.environ.items() if k != "CHARIOTD_BACKOFF_BASE"}
+    out = subprocess.run(
+        [sys.executable, "-c", "from chariotd.broker_link import backoff as b; "
+         "print(b.BASE, b.MIN_INTERVAL, b.CAP)"],
+        env=env, capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["0.5", "1.0", "120.0"]
 
 
 def test_loop_timers_run_in_order_and_can_be_cancelled():
