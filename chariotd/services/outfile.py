@@ -14,24 +14,27 @@ log = logging.getLogger(__name__)
 MAX_OUTFILE = 1 << 20
 
 
+class Unreadable(Exception):
+    """The outfile exists but cannot be read as text; the message says why. An
+    unreadable outfile is never taken as empty configuration."""
+
+
 def read_text(path: str) -> Optional[str]:
-    """The outfile's text, or None when it does not exist or cannot be read."""
+    """The outfile's text, or None when it does not exist. Raises Unreadable when
+    something is there that cannot be read."""
     try:
         with open(path, "rb") as f:
             data = f.read(MAX_OUTFILE + 1)
     except FileNotFoundError:
         return None
     except OSError as error:
-        log.warning("cannot read %s: %s", path, error.strerror)
-        return None
+        raise Unreadable(f"cannot read {path}: {error.strerror}") from None
     if len(data) > MAX_OUTFILE:
-        log.warning("%s is larger than %d bytes; treated as unreadable", path, MAX_OUTFILE)
-        return None
+        raise Unreadable(f"{path} is larger than {MAX_OUTFILE} bytes")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
-        log.warning("%s is not UTF-8 text; treated as unreadable", path)
-        return None
+        raise Unreadable(f"{path} is not UTF-8 text") from None
 
 
 def write_text(path: str, text: str) -> None:

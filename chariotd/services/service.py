@@ -39,7 +39,10 @@ class Service:
         d = self.definition
         text = current = None
         if self.writes_outfile:
-            text = outfile.read_text(d.outfile)
+            try:
+                text = outfile.read_text(d.outfile)
+            except outfile.Unreadable as error:  # TODO(#12): hold the service instead
+                log.warning("service %s: %s; treated as unreadable", d.key, error)
             try:
                 current = parse_outfile(d, text)
             except FormatError as error:
