@@ -5,7 +5,10 @@ one link for files taken from new/ and outfiles, no 07000 bit ever kept."""
 from __future__ import annotations
 
 import os
+import shutil
 import stat
+import subprocess
+import sys
 import time
 
 import pytest
@@ -142,29 +145,18 @@ def test_outfile_too_big_or_not_utf8_is_unreadable_and_missing_is_none(tmp_path)
     assert outfile.read_text(str(tmp_path / "missing")) is None
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another user")
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"),
+                    reason="needs root and setpriv to act as another user")
 def test_outfile_eacces_is_unreadable(tmp_path, secret):
-    """Read as another user (in a forked child): EACCES is Unreadable too."""
+    """Read as uid 65534: EACCES is Unreadable too."""
     os.chmod(tmp_path, 0o755)
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - child
-        try:
-            os.setgroups([])
-            os.setgid(NOBODY)
-            os.setuid(NOBODY)
-            try:
-                outfile.read_text(str(secret))
-                result = "read"
-            except outfile.Unreadable as error:
-                result = str(error)
-            os.write(write_end, result.encode())
-        finally:
-            os._exit(0)
-    os.close(write_end)
-    os.waitpid(pid, 0)
-    with os.fdopen(read_end) as f:
-        assert "Permission denied" in f.read()
+    script = ("from chariotd.services import outfile\n"
+              f"try: outfile.read_text({str(secret)!r})\n"
+              "except outfile.Unreadable as error: print(error)\n")
+    result = subprocess.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}",
+                             "--clear-groups", sys.executable, "-c", script],
+                            capture_output=True, text=True, timeout=30)
+    assert "Permission denied" in result.stdout, result.stderr
 
 
 # -- notify-pending markers (finding 7) ---------------------------------------------------
