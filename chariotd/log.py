@@ -50,6 +50,8 @@ def _escape(match: "re.Match[str]") -> str:
 def escape_controls(text: str) -> str:
     """TEXT with each control character written as an escape (`\\r`, `\\x1b`, `\\u2028`):
     the result holds no line break and nothing a terminal acts on."""
+    if text.isprintable():  # the usual case, at C speed: none of them is printable
+        return text
     return _CONTROLS.sub(_escape, text)
 
 
