@@ -7,12 +7,12 @@ Three file kinds (README "Service definitions", EXTENSIONS E):
   cannot run, so such a definition is refused.
 - `*.py`: the same names at module level (`key = 'firmware'`, `def validate(cfg):`),
   run once at load time; they are trusted local configuration.
+- `*.json`: the plain object.
 
 Every definition file, whatever its kind, and its directory must be owned by root
 or the daemon's user and not writable by group or others (sshd's StrictModes; see
 `_untrusted`); a symbolic link or anything but a regular file is not read. Such a
 file is an error like any other: skipped with its reason, the rest still load.
-- `*.json`: the plain object.
 
 Other files are ignored, and so are hidden files (`.name`), which covers editor
 swap and lock files; backups such as `name.js~` or `name.js.bak` do not end in a
@@ -229,6 +229,10 @@ def _not_regular(mode: int) -> str:
     return f"not a regular file: {kind}"
 
 
+def _directory_problem(dir_fd: int) -> Optional[str]:
+    return _untrusted(os.fstat(dir_fd), "its directory")
+
+
 def _open_directory(path: str) -> int:
     try:
         return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -339,7 +343,7 @@ def load_file(path: str) -> ServiceDefinition:
     directory = os.path.dirname(path) or "."
     dir_fd = _open_directory(directory)
     try:
-        problem = _untrusted(os.fstat(dir_fd), "its directory")
+        problem = _directory_problem(dir_fd)
         if problem:
             raise DefinitionError(problem)
         return _load_at(dir_fd, os.path.basename(path), path)
@@ -392,7 +396,7 @@ def _load_names(dir_fd: int, path: str) -> Tuple[List[ServiceDefinition],
         raise DefinitionError(f"{path}: cannot list service definitions: {e.strerror}") from None
     # A directory others may write to makes every file in it untrusted: each is
     # skipped with the directory's reason, so each still gets its own log line.
-    directory_problem = _untrusted(os.fstat(dir_fd), "its directory")
+    directory_problem = _directory_problem(dir_fd)
     definitions: List[ServiceDefinition] = []
     errors: List[Tuple[str, str]] = []
     owners: Dict[str, str] = {}
