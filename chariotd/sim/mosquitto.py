@@ -16,21 +16,7 @@ import subprocess
 import time
 from pathlib import Path
 
-# The simulator's own identity: it may use every topic, $aws included.
-SERVICE_USER = "iotsim"
-
-DEFAULT_ACL = f"""\
-user {SERVICE_USER}
-topic readwrite #
-topic readwrite $aws/#
-
-pattern readwrite $aws/things/%u/#
-pattern readwrite $aws/certificates/#
-pattern readwrite $aws/provisioning-templates/#
-"""
-
-# Devices may publish and subscribe to ordinary topics as well.
-OPEN_ACL = DEFAULT_ACL + "pattern readwrite #\n"
+from chariotd.sim.acl import DEFAULT_ACL, OPEN_ACL, SERVICE_USER  # noqa: F401 (re-exported)
 
 
 def free_port() -> int:
