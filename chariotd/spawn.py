@@ -70,7 +70,8 @@ def _flaw(text: str) -> Optional[str]:
     try:
         os.fsencode(text)
     except UnicodeError as error:
-        return f"holds text that cannot be encoded (a lone surrogate) at character {error.start}"
+        return ("holds text that cannot be encoded (a lone surrogate) at character "
+                f"{error.start}")
     return None
 
 

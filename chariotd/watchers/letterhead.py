@@ -67,9 +67,10 @@ def _slot_text(slot: Optional[Slot]) -> str:
     return text
 
 
-def generator_environment(*, topic: str, path: str, mtime_ns: int, priority: Optional[Number], slot: Optional[Slot],
+def generator_environment(*, topic: str, path: str, mtime_ns: int,
+                          priority: Optional[Number], slot: Optional[Slot],
                           was_prioritised: bool) -> Dict[str, str]:
-    """The whole environment of a letterhead generator run (EXTENSIONS A):
+    """What a letterhead generator run is told of its message (EXTENSIONS A):
 
     MESSAGE_TOPIC            the topic after prefix and suffix
     MESSAGE_FILENAME         the file's path in new/

@@ -114,8 +114,8 @@ def test_an_open_tunnel_file_with_a_nul_in_the_token_goes_to_failed(sim, daemons
 
 def test_a_message_with_a_nul_in_its_slot_goes_to_failed(daemons, base_args, subscriber,
                                                          tmp_path):
-    generator = executable(tmp_path / "gen", "#!/bin/sh\n"
-                           'echo "{\\"payload\\": {\\"slot\\": \\"$MESSAGE_PRIORITY_SLOT\\"}}"\n')
+    generator = executable(tmp_path / "gen", "#!/bin/sh\necho "
+                           '"{\\"payload\\": {\\"slot\\": \\"$MESSAGE_PRIORITY_SLOT\\"}}"\n')
     mqtt = tmp_path / "mqtt"
     daemon = daemons([*base_args, f"--messages={mqtt}",
                       f"--default-letterhead-generator={generator}"], tmp_path)
