@@ -7,7 +7,6 @@ signals, make sure it dies with the parent, open its mailbox, and run its loop.
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import signal
@@ -18,13 +17,12 @@ from typing import Callable, List, Optional
 import setproctitle
 
 from chariotd import log
+from chariotd.deathsig import die_with_parent
 from chariotd.cli import Config
 from chariotd.record import Factory, Record
 
 LINK = "link"
 APPLIER = "applier"
-
-_PR_SET_PDEATHSIG = 1
 
 
 class Role(Record):
@@ -53,11 +51,7 @@ class RoleContext(Record):
 
 
 def _die_with_parent(parent_pid: int) -> None:
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-    except (OSError, AttributeError):
-        pass  # the parent pipe is the real mechanism; this is a bonus
+    die_with_parent()  # the parent pipe is the real mechanism; this is a bonus
     if os.getppid() != parent_pid:
         os._exit(1)
 

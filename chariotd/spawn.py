@@ -1,11 +1,16 @@
-"""Run commands without ever blocking the poll loop: notify commands, the default
-shadow command, subscription handlers.
+"""Start child processes, one way for all of them: notify commands, the default shadow
+command, subscribe-exec handlers, letterhead generators, the fleet-provisioning notify
+command (all through `Spawner.run`, which never blocks the poll loop) and the tunnel
+proxy (through `start`, which its owner watches itself).
 
-Each command runs in its own session (so a timeout kills its whole process group),
-with `/` as working directory and an environment without the daemon's secrets. Its
-output pipes are read by the loop as data arrives; its exit is noticed on SIGCHLD,
-and then `on_done(Result)` is called with what it wrote (a daemon it started that
-still holds the pipes is not waited for).
+Every child runs in its own session (so a timeout kills its whole process group), with
+`/` as working directory and an environment built from ALLOWED_ENVIRONMENT plus the
+variables chariotd sets for that child. Text that cannot reach exec (a NUL, a lone
+surrogate) is refused before fork (`refusal`), so a hostile value is a refused start,
+never an exception that ends a role. For `Spawner.run`, the output pipes are read by
+the loop as data arrives; the exit is noticed on SIGCHLD, and then `on_done(Result)` is
+called with what the command wrote (a daemon it started that still holds the pipes is
+not waited for).
 """
 
 from __future__ import annotations
@@ -15,27 +20,120 @@ import os
 import signal
 import subprocess
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Mapping, Optional, Sequence
 
+from chariotd import deathsig
 from chariotd.loop import Loop
 
 log = logging.getLogger(__name__)
 
 OUTPUT_LIMIT = 1 << 20  # bytes kept of a command's stdout or stderr
 
-# Never handed to a child: supervisor sockets and anything named like a secret.
-_DROPPED_PREFIXES = ("NOTIFY_SOCKET", "WATCHDOG_", "LISTEN_", "JOURNAL_STREAM",
-                     "CHARIOTD_", "AWS_")
-_SECRET_WORDS = ("TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "PRIVATE")
+# What a child inherits from the daemon's environment: an allowlist, so that whatever
+# else the supervisor was started with (API_KEY, DB_PASS, SSH_AUTH_SOCK, AWS_*, systemd's
+# NOTIFY_SOCKET, the test seams' CHARIOTD_*) stays with us.
+#   PATH               how a command finds its programs (DEFAULT_PATH when we have none)
+#   HOME, USER, LOGNAME  who the command runs as; tools read their own config from HOME
+#   LANG, LANGUAGE, LC_*  the locale: how the command reads and writes text
+#   TZ                 the local time the command prints
+#   TMPDIR             where it may write temporary files (a device with a read-only /)
+# Not TERM (no child has a terminal), SHELL, LD_*, PYTHON*, or any other name.
+ALLOWED_ENVIRONMENT = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR")
+ALLOWED_PREFIXES = ("LC_",)
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# A variable whose name says it holds a secret: its value is never shown in a log line.
+_SECRET_WORDS = ("TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "PRIVATE", "KEY")
+SHOWN_VALUE = 60  # characters of a refused value shown (escaped) in a log line
 
 
-def child_environment(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
-    env = {name: value for name, value in os.environ.items()
-           if not name.startswith(_DROPPED_PREFIXES)
-           and not any(word in name.upper() for word in _SECRET_WORDS)}
-    env.setdefault("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+def child_environment(extra: Optional[Mapping[str, str]] = None,
+                      inherited: Optional[Mapping[str, str]] = None) -> Dict[str, str]:
+    """The allowed part of INHERITED (the daemon's environment), then EXTRA: the
+    variables chariotd sets for this child."""
+    inherited = os.environ if inherited is None else inherited
+    env = {name: value for name, value in inherited.items()
+           if name in ALLOWED_ENVIRONMENT or name.startswith(ALLOWED_PREFIXES)}
+    env.setdefault("PATH", DEFAULT_PATH)
     env.update(extra or {})
     return env
+
+
+def _flaw(text: str) -> Optional[str]:
+    """What keeps TEXT from reaching exec, or None. exec takes C strings, so no NUL;
+    Python encodes with the file system encoding and surrogateescape (as subprocess
+    does), so a lone surrogate other than those standing for undecodable bytes of a file
+    name cannot be encoded."""
+    if not isinstance(text, str):
+        return f"is a {type(text).__name__}, not text"
+    if "\0" in text:
+        return f"holds a NUL at character {text.index(chr(0))}"
+    try:
+        os.fsencode(text)
+    except UnicodeError as error:
+        return ("holds text that cannot be encoded (a lone surrogate) at character "
+                f"{error.start}")
+    return None
+
+
+def escaped(text: str, limit: int = SHOWN_VALUE) -> str:
+    """TEXT as one printable piece of a log line: quoted, escapes for everything else."""
+    shown_text = text if len(text) <= limit else text[:limit] + "..."
+    return ascii(shown_text)
+
+
+def refusal(argv: Sequence[str], env: Mapping[str, str]) -> Optional[str]:
+    """Why ARGV with ENV cannot be started (naming the argument or variable, escaped,
+    never the value of a secret), or None."""
+    if not argv:
+        return "no command"
+    for index, argument in enumerate(argv):
+        flaw = _flaw(argument)
+        if flaw is not None:
+            shown_argument = f" {escaped(argument)}" if isinstance(argument, str) else ""
+            return f"argument {index}{shown_argument} {flaw}"
+    for name, value in env.items():
+        flaw = _flaw(name)
+        if flaw is None and (not name or "=" in name):
+            flaw = "is not a variable name"
+        if flaw is not None:
+            return f"environment variable name {escaped(str(name))} {flaw}"
+        flaw = _flaw(value)
+        if flaw is not None:
+            secret = any(word in name.upper() for word in _SECRET_WORDS)
+            shown_value = "" if secret or not isinstance(value, str) else f" {escaped(value)}"
+            return f"environment variable {name}{shown_value} {flaw}"
+    return None
+
+
+class CannotStart(Exception):
+    """A child that was not started; the text says why. REFUSED: because of what its
+    argv or environment holds (the input that carried it is at fault), not because the
+    program cannot be run."""
+
+    def __init__(self, reason: str, refused: bool = False):
+        super().__init__(reason)
+        self.refused = refused
+
+
+def start(argv: Sequence[str], env: Mapping[str, str], *, stdin=subprocess.DEVNULL,
+          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+          with_parent: bool = False) -> subprocess.Popen:
+    """Start ARGV with exactly ENV (build it with `child_environment`) in its own session
+    with `/` as working directory, or raise CannotStart. WITH_PARENT: the child gets
+    SIGTERM when its parent (this process) dies."""
+    reason = refusal(argv, env)
+    if reason is not None:
+        raise CannotStart(reason, refused=True)
+    if with_parent:
+        deathsig.prepare()
+    try:
+        return subprocess.Popen(list(argv), cwd="/", env=dict(env), start_new_session=True,
+                                close_fds=True, stdin=stdin, stdout=stdout, stderr=stderr,
+                                preexec_fn=deathsig.die_with_parent if with_parent else None)
+    except OSError as error:  # the program is missing, not executable, ...
+        raise CannotStart(error.strerror or str(error)) from None
+    except (ValueError, subprocess.SubprocessError) as error:  # refusal() missed it
+        raise CannotStart(str(error), refused=True) from None
 
 
 SHOWN = 500  # characters of a command's complaint that make it into a log line
@@ -54,12 +152,15 @@ class Result:
     stderr: bytes
     timed_out: bool = False
     truncated: bool = False  # wrote more than OUTPUT_LIMIT on stdout or stderr
+    refused: Optional[str] = None  # not started: why (see `refusal`)
 
     @property
     def ok(self) -> bool:
         return self.status == 0 and not self.timed_out
 
     def describe(self) -> str:
+        if self.refused is not None:
+            return f"was not started: {self.refused}"
         if self.timed_out:
             return "timed out and was killed"
         if self.status is not None and self.status < 0:
@@ -92,18 +193,18 @@ class Spawner:
             stdin: bytes = b"", capture_stdout: bool = False,
             env: Optional[Dict[str, str]] = None, inherit_env: bool = True) -> Optional[int]:
         """Start ARGV; returns its pid, or None when it cannot be started (on_done is then
-        called from the loop, never from inside run). ENV is added to the daemon's
-        environment without its secrets, or, when not INHERIT_ENV, is all the command
-        gets."""
+        called from the loop, never from inside run, with a Result that says why). ENV
+        is added to the allowed part of the daemon's environment, or, when not
+        INHERIT_ENV, is all the command gets."""
         try:
-            process = subprocess.Popen(
-                argv, cwd="/", env=child_environment(env) if inherit_env else dict(env or {}),
-                start_new_session=True,
-                stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
-                stdout=subprocess.PIPE if capture_stdout else subprocess.DEVNULL,
-                stderr=subprocess.PIPE)
-        except OSError as error:
-            failed = Result(status=127, stdout=b"", stderr=str(error).encode())
+            process = start(argv, child_environment(env) if inherit_env else dict(env or {}),
+                            stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+                            stdout=subprocess.PIPE if capture_stdout else subprocess.DEVNULL)
+        except CannotStart as error:
+            if error.refused:
+                failed = Result(status=None, stdout=b"", stderr=b"", refused=str(error))
+            else:  # the program cannot be run (missing, not executable, ...)
+                failed = Result(status=127, stdout=b"", stderr=str(error).encode())
             self.loop.call_later(0, lambda: on_done(failed))
             return None
         child = _Child(process, on_done, stdin)

@@ -3,16 +3,40 @@ tunnel notification or an open-tunnel / close-tunnel command file, and the local
 command line and environment. No I/O here; the applier's `services/tunnels.py` runs it.
 
 The access token is a secret: it is kept out of every repr and every error text.
+
+Every field is checked where it enters, since it goes on to the proxy's environment and
+command line and into log lines: printable, bounded, and for the names and the region
+the characters AWS uses. A field that is not is refused with a reason that never
+repeats the value.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from chariotd.record import Record
 
 NOTIFY_TOPIC = "$aws/things/{thing}/tunnels/notify"
+
+# field: (pattern the whole value matches, what it must be, as the error says it)
+_FIELDS = {
+    # AWS thing names: 1-128 of these characters
+    "thing": (re.compile(r"[A-Za-z0-9:_-]{1,128}"),
+              "1-128 letters, digits, ':', '_' or '-'"),
+    # AWS region names (us-east-1, cn-north-1, us-gov-west-1)
+    "region": (re.compile(r"[A-Za-z0-9-]{1,64}"), "1-64 letters, digits or '-'"),
+    # a client access token: printable ASCII with no space, of a bounded length
+    "token": (re.compile(r"[!-~]{1,4096}"), "1-4096 printable ASCII characters, no space"),
+    "clientAccessToken": (re.compile(r"[!-~]{1,4096}"),
+                          "1-4096 printable ASCII characters, no space"),
+    # a service name: AWS allows up to 3 per tunnel; they are matched against
+    # --tunnelmappings and the ones that are not are named in a log line
+    "service": (re.compile(r"[A-Za-z0-9:_.-]{1,128}"),
+                "1-128 letters, digits, ':', '_', '.' or '-'"),
+}
+MAX_SERVICES = 16
 
 
 class BadTunnelRequest(ValueError):
@@ -41,10 +65,16 @@ def _object(data: bytes) -> dict:
     return document
 
 
+def _valid(field: str, value: str) -> bool:
+    return _FIELDS[field][0].fullmatch(value) is not None
+
+
 def _text(document: dict, key: str) -> str:
     value = document.get(key)
     if not isinstance(value, str) or not value.strip():
         raise BadTunnelRequest(f"{key!r} must be a non-empty string")
+    if not _valid(key, value):
+        raise BadTunnelRequest(f"{key!r} must be {_FIELDS[key][1]}")
     return value
 
 
@@ -53,6 +83,10 @@ def _services(document: dict) -> Tuple[str, ...]:
     if not isinstance(value, list) or not value or not all(
             isinstance(name, str) and name for name in value):
         raise BadTunnelRequest("'services' must be a non-empty list of names")
+    if len(value) > MAX_SERVICES:
+        raise BadTunnelRequest(f"'services' names more than {MAX_SERVICES} services")
+    if not all(_valid("service", name) for name in value):
+        raise BadTunnelRequest(f"each of 'services' must be {_FIELDS['service'][1]}")
     return tuple(dict.fromkeys(value))  # duplicates dropped, order kept
 
 

@@ -55,6 +55,9 @@ class Router:
         return not self.waiting
 
     def route(self, topic: str, payload: bytes) -> None:
+        if "\0" in topic:  # MQTT forbids it (MQTT-1.5.3-2); no child or file can take it
+            log.warning("dropped a message on a topic holding a NUL: %s", ascii(topic[:200]))
+            return
         parsed = parse_response_topic(topic)
         routed = False
         if parsed is not None and parsed[0] in self.targets:

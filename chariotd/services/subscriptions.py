@@ -10,7 +10,9 @@ link forwards, without ever blocking its loop.
   warning; any other error is logged and the message dropped. A reader slower than the pipe buffer is waited for by the loop, at
   most WRITE_TIMEOUT seconds, then the rest of that message is dropped.
 - exec: PATH runs with the payload on stdin and MESSAGE_TOPIC in its environment, at most
-  EXEC_TIMEOUT seconds (then its process group is killed).
+  EXEC_TIMEOUT seconds (then its process group is killed). A topic that cannot reach a
+  child's environment (a NUL) is refused by the spawner: the message is dropped with a
+  log line and the next one runs.
 
 Each subscription handles one message at a time; the next ones wait in a queue of at most
 QUEUE_LIMIT messages. A message arriving at a full queue is dropped (the queued ones keep
@@ -171,7 +173,10 @@ class ExecSubscription(_Subscription):
 
     def handle(self, topic: str, payload: bytes) -> None:
         def done(result: Result) -> None:
-            if not result.ok:
+            if result.refused is not None:  # what it says holds the topic, escaped
+                log.error("%s: a message was dropped: its handler %s", self,
+                          result.describe())
+            elif not result.ok:
                 log.error("%s: the handler for a message on %s %s%s", self, topic,
                           result.describe(),
                           f": {shown(result.stderr)}" if result.stderr.strip() else "")

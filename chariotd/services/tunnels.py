@@ -5,17 +5,17 @@ the applier stops.
 The proxy runs detached from the daemon's work: its own session (so signals meant for
 chariotd's process group, such as Ctrl-C, do not reach it and its own children go with
 it), `/` as working directory, stdin from /dev/null, its output on chariotd's stderr, and
-no deadline. Unlike the original daemon's, it never outlives the tree: the applier stops
-it (SIGTERM to its process group, SIGKILL after STOP_GRACE) when it exits, and
-PR_SET_PDEATHSIG sends it SIGTERM if the applier is killed outright. Its exit is noticed
-through a pidfd in the applier's loop.
+no deadline; it is started the one way every child is (chariotd/spawn.py `start`: the
+allowed environment, nothing that cannot reach exec). Unlike the original daemon's, it
+never outlives the tree: the applier stops it (SIGTERM to its process group, SIGKILL
+after STOP_GRACE) when it exits, and PR_SET_PDEATHSIG sends it SIGTERM if the applier is
+killed outright. Its exit is noticed through a pidfd in the applier's loop.
 
 The access token reaches the proxy only through its environment and is never logged.
 """
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import signal
@@ -25,7 +25,7 @@ from typing import Dict, List, Optional
 
 from chariotd.cli import Config
 from chariotd.loop import Loop
-from chariotd.spawn import child_environment
+from chariotd.spawn import CannotStart, child_environment, start
 from chariotd.tunnel_request import (BadTunnelRequest, TunnelRequest, notify_topic,
                                      parse_close_command, parse_notification,
                                      parse_open_command, plan, proxy_argv,
@@ -34,14 +34,6 @@ from chariotd.tunnel_request import (BadTunnelRequest, TunnelRequest, notify_top
 log = logging.getLogger(__name__)
 
 STOP_GRACE = 0.5  # seconds between SIGTERM and SIGKILL (the parent's own grace is 1 s)
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_applier() -> None:  # runs in the proxy between fork and exec
-    try:
-        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-    except (OSError, AttributeError):
-        pass
 
 
 def _signal_group(process: subprocess.Popen, signum: int) -> None:
@@ -107,12 +99,12 @@ class Tunnels:
         self.close(request.thing)
         argv = proxy_argv(self.proxy, mapped, self.cadir)
         try:
-            process = subprocess.Popen(
-                argv, cwd="/", env=child_environment(proxy_environment(request)),
-                stdin=subprocess.DEVNULL, stdout=2, stderr=2, close_fds=True,
-                start_new_session=True, preexec_fn=_die_with_applier)
-        except OSError as error:
-            return f"cannot start the tunnel proxy {self.proxy}: {error.strerror}"
+            process = start(argv, child_environment(proxy_environment(request)),
+                            stdout=2, stderr=2, with_parent=True)
+        except CannotStart as error:
+            if error.refused:
+                return f"the tunnel proxy was not started: {error}"
+            return f"cannot start the tunnel proxy {self.proxy}: {error}"
         self.running[request.thing] = process
         self._watch(request.thing, process)
         log.info("%s: tunnel proxy started (pid %d, region %s): %s", request.thing,

@@ -4,21 +4,18 @@ is published, from `--letterhead-file` or from the output of `--letterhead-gener
 Merging is deep: where both sides hold an object the two are merged key by key, and
 everywhere else the message's value wins. A letterhead cannot set `priority` or
 `priority_slot` (the backlog was ordered before it was loaded): those keys are dropped.
-The generator sees the message through its environment (`generator_environment`) and
-nothing else of ours: no secrets are inherited.
+The generator sees the message through its environment (`generator_environment`), on
+top of the environment every child gets (chariotd/spawn.py's allowlist).
 """
 
 from __future__ import annotations
 
-import os
-from typing import Dict, Mapping, Optional
+from typing import Dict, Optional
 
 from chariotd.watchers.message_file import BadMessage, Number, Slot, decode_json
 
-# What a generator inherits from our environment; everything else (credentials, tokens,
-# whatever the supervisor was started with) stays with us.
-INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TZ")
 IGNORED_KEYS = ("priority", "priority_slot")
+MAX_SLOT = 256  # characters of a priority_slot a generator can be told
 
 
 class BadLetterhead(ValueError):
@@ -60,10 +57,20 @@ def _text(value) -> str:
     return str(value)
 
 
-def generator_environment(inherited: Mapping[str, str], *, topic: str, path: str,
-                          mtime_ns: int, priority: Optional[Number], slot: Optional[Slot],
+def _slot_text(slot: Optional[Slot]) -> str:
+    """The slot as a generator sees it; a slot that cannot be told (a NUL, a control
+    character, a lone surrogate, too long) is the message's fault: BadMessage."""
+    text = _text(slot)
+    if len(text) > MAX_SLOT or not text.isprintable():
+        raise BadMessage(f"priority_slot must be at most {MAX_SLOT} printable characters "
+                         "to be given to the letterhead generator")
+    return text
+
+
+def generator_environment(*, topic: str, path: str, mtime_ns: int,
+                          priority: Optional[Number], slot: Optional[Slot],
                           was_prioritised: bool) -> Dict[str, str]:
-    """The whole environment of a letterhead generator run (EXTENSIONS A):
+    """What a letterhead generator run is told of its message (EXTENSIONS A):
 
     MESSAGE_TOPIC            the topic after prefix and suffix
     MESSAGE_FILENAME         the file's path in new/
@@ -73,19 +80,17 @@ def generator_environment(inherited: Mapping[str, str], *, topic: str, path: str
     MESSAGE_PRIORITY_SLOT    its slot, or empty
     MESSAGE_WAS_PRIORITISED  1 when it came from the priority queue, else empty
 
-    plus PATH (a default when we have none), HOME, LANG, LC_ALL and TZ from INHERITED.
+    added to the environment every child gets (PATH, LANG, TZ...: chariotd/spawn.py).
+    Raises BadMessage for a slot that cannot be told.
     """
-    env = {name: inherited[name] for name in INHERITED if name in inherited}
-    env.setdefault("PATH", os.defpath)
     if priority is None and slot is not None:
         priority = 1
-    env.update(
+    return dict(
         MESSAGE_TOPIC=topic,
         MESSAGE_FILENAME=path,
         MESSAGE_TIMESTAMP=f"{mtime_ns // 10**6}.{mtime_ns % 10**6:06d}",
         MESSAGE_TIMESTAMP_S=str(mtime_ns // 10**9),
         MESSAGE_PRIORITY=_text(priority),
-        MESSAGE_PRIORITY_SLOT=_text(slot),
+        MESSAGE_PRIORITY_SLOT=_slot_text(slot),
         MESSAGE_WAS_PRIORITISED="1" if was_prioritised else "",
     )
-    return env

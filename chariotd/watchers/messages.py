@@ -262,15 +262,18 @@ class MessagesHandler:
     def _generate_letterhead(self, outgoing: Outgoing) -> None:
         entry = outgoing.entry
         priority, slot = priority_fields(outgoing.document)
-        env = generator_environment(
-            os.environ, topic=outgoing.topic, path=self.actiondir.path_of(entry.name),
-            mtime_ns=outgoing.identity[1], priority=priority, slot=slot,
-            was_prioritised=entry.prioritised)
+        try:
+            env = generator_environment(
+                topic=outgoing.topic, path=self.actiondir.path_of(entry.name),
+                mtime_ns=outgoing.identity[1], priority=priority, slot=slot,
+                was_prioritised=entry.prioritised)
+        except BadMessage as error:
+            self._give_up(entry.name, str(error))
+            return
         self.generating_name = entry.name  # one generator at a time
         self.spawner.run([self.options.letterhead_generator],
                          lambda result: self._generated(outgoing, result),
-                         timeout=LETTERHEAD_TIME_LIMIT, capture_stdout=True, env=env,
-                         inherit_env=False)
+                         timeout=LETTERHEAD_TIME_LIMIT, capture_stdout=True, env=env)
 
     def _generated(self, outgoing: Outgoing, result: Result) -> None:
         self.generating_name = None
@@ -279,6 +282,10 @@ class MessagesHandler:
         if result.stderr.strip():
             from chariotd.spawn import shown
             log.warning("letterhead generator said: %s", shown(result.stderr))
+        if result.refused is not None:  # the message holds what no child can be given
+            self._give_up(outgoing.entry.name, f"letterhead generator {result.describe()}")
+            self.pump()
+            return
         if not result.ok:
             failure = f"{program} {result.describe()}"
         elif result.truncated or len(result.stdout) > MAX_FILE:

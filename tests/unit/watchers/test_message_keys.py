@@ -123,20 +123,27 @@ def test_message_is_merged_deeply_on_top_of_the_letterhead():
     assert (message.payload, message.qos) == (b'{"a":1,"b":2}', 0)
 
 
-def test_generator_environment_is_minimal_and_describes_the_message():
-    inherited = {"PATH": "/bin", "HOME": "/root", "LANG": "C.UTF-8",
-                 "AWS_SECRET_ACCESS_KEY": "nope", "CHARIOTD_TOKEN": "nope"}
-    env = generator_environment(inherited, topic="p/t/s", path="/m/new/f1",
+def test_generator_environment_describes_the_message():
+    env = generator_environment(topic="p/t/s", path="/m/new/f1",
                                 mtime_ns=1_712_345_678_901_234_567, priority=None,
                                 slot="xyz", was_prioritised=True)
     assert env == {
-        "PATH": "/bin", "HOME": "/root", "LANG": "C.UTF-8",
         "MESSAGE_TOPIC": "p/t/s", "MESSAGE_FILENAME": "/m/new/f1",
         "MESSAGE_TIMESTAMP": "1712345678901.234567", "MESSAGE_TIMESTAMP_S": "1712345678",
         "MESSAGE_PRIORITY": "1", "MESSAGE_PRIORITY_SLOT": "xyz",
         "MESSAGE_WAS_PRIORITISED": "1"}
-    env = generator_environment({}, topic="t", path="/f", mtime_ns=5, priority=2.5,
+    env = generator_environment(topic="t", path="/f", mtime_ns=5, priority=2.5,
                                 slot=None, was_prioritised=False)
-    assert env["PATH"] and env["MESSAGE_PRIORITY"] == "2.5"
+    assert env["MESSAGE_PRIORITY"] == "2.5"
     assert env["MESSAGE_PRIORITY_SLOT"] == env["MESSAGE_WAS_PRIORITISED"] == ""
     assert env["MESSAGE_TIMESTAMP"] == "0.000005"
+
+
+@pytest.mark.parametrize("slot", ["s\u0000x", "s\ud800", "a\nb", "\x1b[2J", "x" * 257])
+def test_a_slot_no_generator_can_be_told_is_the_messages_fault(slot):
+    with pytest.raises(BadMessage, match="priority_slot must be at most 256 printable"):
+        generator_environment(topic="t", path="/f", mtime_ns=0, priority=None, slot=slot,
+                              was_prioritised=False)
+    ok = generator_environment(topic="t", path="/f", mtime_ns=0, priority=None,
+                               slot="émoji 🙂 slot", was_prioritised=False)
+    assert ok["MESSAGE_PRIORITY_SLOT"] == "émoji 🙂 slot"
