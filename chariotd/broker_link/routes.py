@@ -63,7 +63,7 @@ class Router:
                           code if code is not None else "no reason code")
                 if topic in self.shadow_filters:
                     self.shadow_refused.append(topic)
-        if not self.waiting:
+        if not self.waiting and not self.shadow_refused:
             log.info("subscribed to %d topic filters", len(self.filters))
         return not self.waiting
 
