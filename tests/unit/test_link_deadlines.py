@@ -156,11 +156,11 @@ def test_no_suback_drops_the_connection_counted_and_reconnects(harness, caplog):
     harness.advance(DEADLINES.suback - 0.1)
     assert harness.link.state == link_main.SUBSCRIBING
     harness.advance(0.2)
-    assert harness.link.state == link_main.WAITING
-    assert first.socket() is None  # the connection was dropped
+    # (the state may be CONNECTING again already: CHARIOTD_BACKOFF_BASE shortens waits)
+    assert first.socket() is None and harness.link.client is not first  # dropped
     assert harness.link.failures.charged == 1
     assert "no SUBACK within 5 s" in caplog.text
-    harness.advance(1)  # the backoff (at most 0.5 s here) and the reconnect
+    harness.advance(1)  # the backoff (at most 0.5 s) and the reconnect
     assert len(harness.clients) == 2 and harness.link.state == link_main.CONNECTING
 
 
@@ -244,11 +244,11 @@ def test_no_puback_drops_the_connection_and_the_watcher_hears_the_link_went_down
 
 
 def test_an_unanswered_shadow_request_publish_is_under_the_puback_deadline(harness, caplog):
-    up(harness)
+    client = up(harness)
     harness.link.shadow_request("applier", ShadowRequest(thing="dev1", shadow=None,
                                                          action="get", payload=b"{}"))
     harness.advance(DEADLINES.puback + 0.1)
-    assert harness.link.state == link_main.WAITING
+    assert client.socket() is None and harness.link.client is not client  # dropped
     assert "no PUBACK for 30 s with 1 publishes unacknowledged" in caplog.text
 
 
@@ -265,7 +265,7 @@ def test_qos0_and_acknowledged_publishes_hold_no_deadline(harness):
 def test_no_connack_is_a_counted_failure(harness, caplog):
     harness.link.connect()
     harness.advance(DEADLINES.connack + 0.1)
-    assert harness.link.state == link_main.WAITING and harness.link.failures.charged == 1
+    assert harness.clients[0].socket() is None and harness.link.failures.charged == 1
     assert "no CONNACK within 5 s" in caplog.text
 
 
