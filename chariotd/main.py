@@ -52,8 +52,11 @@ def validate_fleetprov(config: Config) -> None:
 
 def validate(config: Config) -> None:
     """Checks that look at the file system; raise ConfigError."""
-    if not os.path.isfile(config.cacert) or not os.access(config.cacert, os.R_OK):
-        raise ConfigError(f"--cacert: cannot read {config.cacert}")
+    from chariotd.broker_link.session import CaProblem, check_ca
+    try:  # empty, unreadable, not a file, not PEM: one line naming the file (exit 2)
+        check_ca(config.cacert)
+    except CaProblem as error:
+        raise ConfigError(str(error)) from None
     if not os.path.isdir(config.certstore):
         raise ConfigError(f"--certstore: {config.certstore} is not a directory")
     if not os.access(config.certstore, os.W_OK | os.X_OK):

@@ -24,3 +24,24 @@ def delay(attempt: int, base: float = BASE, cap: float = CAP,
     """Seconds to wait before attempt number ATTEMPT (0 for the first retry)."""
     ceiling = min(cap, base * (2 ** min(attempt, 32)))
     return uniform(0.0, ceiling)
+
+
+class Failures:
+    """One connection's failures in a row. Every failure lengthens the backoff
+    (`total`); only the `charged` ones, which the certificate may have caused, count
+    toward giving up on it (rotating `preferred`). A CA problem is not charged."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.charged = 0
+
+    def add(self, charge: bool = True) -> None:
+        self.total += 1
+        self.charged += bool(charge)
+
+    def clear(self) -> None:
+        self.total = self.charged = 0
+
+    def delay(self) -> float:
+        """Seconds to wait before the next attempt."""
+        return delay(max(0, self.total - 1))

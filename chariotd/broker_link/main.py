@@ -1,15 +1,24 @@
 """The link role: keeps one MQTT connection to the endpoint and publishes for the
 watchers. States: WAITING (backoff timer running), CONNECTING (CONNECT sent, no
-CONNACK yet), UP. Every transition goes through `_enter`.
+CONNACK yet), SUBSCRIBING (a SUBACK missing), UP. Every transition goes through
+`_enter`.
+
+Every wait on the broker has a deadline (deadlines.py): no CONNACK or SUBACK in time
+is a connection failure; no PUBACK for a while with publishes outstanding drops the
+connection (they are published again after the reconnect). An inbound packet or
+message larger than AWS allows is refused (session.py: MAX_INBOUND_*), logged.
 
 More than MAX_FAILURES consecutive connection failures rotate the certstore's
 `preferred` certificate (when there are several) and end the process with status 1;
-the supervisor then restarts the tree, which tries the next certificate.
+the supervisor then restarts the tree, which tries the next certificate. A failure
+the certificate cannot have caused (a CA problem, session.blames_certificate) is
+retried with backoff but never counted toward that.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import ssl
 import time
 from typing import Dict, List, Optional, Set, Tuple
@@ -17,9 +26,11 @@ from typing import Dict, List, Optional, Set, Tuple
 import paho.mqtt.client as mqtt
 
 from chariotd.broker_link import backoff
+from chariotd.broker_link.deadlines import Deadlines, from_environment
 from chariotd.broker_link.driver import ClientDriver
 from chariotd.broker_link.routes import Router
-from chariotd.broker_link.session import new_client
+from chariotd.broker_link.session import (
+    MAX_INBOUND_PACKET, MAX_INBOUND_PAYLOAD, CaProblem, blames_certificate, new_client)
 from chariotd.broker_link.windows import Windows
 from chariotd.broker_link.shadow_topics import request_topic
 from chariotd.certstore import Certstore, CertstoreError
@@ -34,13 +45,23 @@ WAITING, CONNECTING, SUBSCRIBING, UP = "waiting", "connecting", "subscribing", "
 
 MAX_FAILURES = 5
 NO_CERTIFICATE_PAUSE = 10.0
-CONNACK_TIMEOUT = 20.0
 MIN_CONNECT_INTERVAL = backoff.MIN_INTERVAL  # AWS: one CONNECT/s per client id
 ANSWER_DELAY = 0.02  # the longest an acknowledgement waits to be told to its watcher
+SHOWN_TOPIC = 120  # characters of a refused message's topic put in the log line
+
+
+def shown_topic(message) -> str:
+    """MESSAGE's topic for a log line: escaped (no control characters), shortened."""
+    try:
+        topic = message.topic
+    except UnicodeDecodeError:
+        return "a topic that is not UTF-8"
+    return ascii(topic[:SHOWN_TOPIC]) + ("..." if len(topic) > SHOWN_TOPIC else "")
 
 
 class Link:
-    def __init__(self, context: RoleContext, clock=time.monotonic):
+    def __init__(self, context: RoleContext, clock=time.monotonic,
+                 deadlines: Deadlines = Deadlines()):
         self.context = context
         self.config = context.config
         self.loop = context.loop
@@ -55,7 +76,8 @@ class Link:
         self.router = Router(self.config, self.mailbox)
         self.state = WAITING
         self.state_since = clock()
-        self.failures = 0
+        self.deadlines = deadlines
+        self.failures = backoff.Failures()
         self.client: Optional[mqtt.Client] = None
         self.driver = ClientDriver(self.loop, max(0.5, min(5.0, self.config.keepalive / 4)))
         self.certificate = None
@@ -65,7 +87,10 @@ class Link:
         self.freed: Set[str] = set()  # watchers whose window got room this pass
         self.answer_timer = None
         self.last_connect = -MIN_CONNECT_INTERVAL
-        self.connack_timer = None
+        self.deadline_timer = None  # the CONNACK or a SUBACK the broker owes
+        self.unacked: Set[int] = set()  # QoS 1 publishes (watchers', shadow requests')
+        self.last_ack = 0.0  # when the last PUBACK came (or the first publish went out)
+        self.puback_timer = None
         self.last_will = None
         if self.config.last_will_topic is not None:
             self.last_will = (self.config.last_will_topic,
@@ -76,6 +101,8 @@ class Link:
         was_up = self.state == UP
         self.state = state
         self.state_since = self.clock()
+        if state == UP:
+            self.failures.clear()
         if (state == UP) != was_up:
             self._broadcast(LinkState(up=state == UP, client_id=self.config.clientid))
 
@@ -88,10 +115,11 @@ class Link:
     # -- health, for the parent's systemd watchdog -------------------------------------
     def healthy(self) -> bool:
         """False when CONNECTING (no CONNACK) or SUBSCRIBING (no SUBACK) has lasted
-        twice the CONNACK deadline: a timer that should have fired did not, or the
-        broker never answered. The parent then stops feeding systemd's watchdog."""
+        twice its deadline: the timer that should have ended it did not fire. The
+        parent then stops feeding systemd's watchdog."""
+        deadline = max(self.deadlines.connack, self.deadlines.suback)
         return not (self.state in (CONNECTING, SUBSCRIBING)
-                    and self.clock() - self.state_since > 2 * CONNACK_TIMEOUT)
+                    and self.clock() - self.state_since > 2 * deadline)
 
     def heartbeat(self) -> None:
         self.mailbox.send(self.context.parent_mailbox,
@@ -132,6 +160,9 @@ class Link:
         try:
             client = new_client(self.config.clientid, self.config.cacert, self.certificate,
                                 self.port, self.last_will)
+        except CaProblem as error:  # not the certificate's fault: never rotates it
+            self._failed(str(error), charge=False)
+            return
         except (OSError, ssl.SSLError) as error:  # e.g. a key that does not match
             self._failed(f"certificate {self.certificate.id[:12]} is unusable: {error}")
             return
@@ -149,70 +180,89 @@ class Link:
             client.connect(self.host, self.port, keepalive=self.config.keepalive)
         except (OSError, ssl.SSLError, ssl.CertificateError, ValueError) as error:
             self.client = None
-            self._failed(f"cannot connect to {self.host}:{self.port}: {error}")
+            self._failed(f"cannot connect to {self.host}:{self.port}: {error}",
+                         charge=blames_certificate(error))
             return
         if self.client is not client or not self.driver.attach(client):
             return  # refused while sending CONNECT: the disconnect callback handled it
-        self.connack_timer = self.loop.call_later(CONNACK_TIMEOUT, self._connack_timeout)
+        self._expect("CONNACK", self.deadlines.connack)
 
-    def _count_failure(self, reason: str) -> bool:
+    def _count_failure(self, reason: str, charge: bool = True) -> bool:
         """One more connection failure or request timeout in a row; past MAX_FAILURES
-        rotate `preferred` and end the process (True)."""
-        self.failures += 1
-        if self.failures <= MAX_FAILURES:
+        charged ones rotate `preferred` and end the process (True)."""
+        self.failures.add(charge)
+        if self.failures.charged <= MAX_FAILURES:
             return False
         rotated = self.certstore.rotate()
         if rotated is not None:
             log.error("%s; %d connection failures in a row; preferred certificate is "
-                      "now %s; exiting", reason, self.failures, rotated.id[:12])
+                      "now %s; exiting", reason, self.failures.charged, rotated.id[:12])
         else:
-            log.error("%s; %d connection failures in a row; exiting", reason, self.failures)
+            log.error("%s; %d connection failures in a row; exiting", reason,
+                      self.failures.charged)
         self.loop.stop(1)
         return True
 
     def request_timed_out(self, sender: str, timeout: RequestTimeout) -> None:
         if not self._count_failure(f"{timeout.what} timed out"):
-            log.warning("%s timed out (failure %d of %d)", timeout.what, self.failures,
-                        MAX_FAILURES)
+            log.warning("%s timed out (failure %d of %d)", timeout.what,
+                        self.failures.charged, MAX_FAILURES)
 
-    def _failed(self, reason: str) -> None:
-        if self._count_failure(reason):
+    def _failed(self, reason: str, charge: bool = True) -> None:
+        if self._count_failure(reason, charge):
             return
-        wait = max(backoff.delay(self.failures - 1),
+        wait = max(self.failures.delay(),
                    self.last_connect + MIN_CONNECT_INTERVAL - self.clock())
-        log.warning("%s; retrying in %.1f s (failure %d of %d)", reason, wait,
-                    self.failures, MAX_FAILURES)
+        if charge:
+            log.warning("%s; retrying in %.1f s (failure %d of %d)", reason, wait,
+                        self.failures.charged, MAX_FAILURES)
+        else:
+            log.warning("%s; retrying in %.1f s (not counted against the certificate)",
+                        reason, wait)
         self._enter(WAITING)
         self.loop.call_later(wait, self.connect)
 
-    def _connack_timeout(self) -> None:
-        if self.state == CONNECTING and self.client is not None:
-            log.warning("no CONNACK within %d s", CONNACK_TIMEOUT)
-            self._drop("no CONNACK")
+    def _expect(self, what: str, seconds: float) -> None:
+        """The broker owes WHAT on this connection in this state within SECONDS; past
+        that the connection is dropped and counted as a failure."""
+        self._cancel_deadline()
+        client, state = self.client, self.state
+
+        def expired() -> None:
+            self.deadline_timer = None
+            if self.client is client and self.state == state:
+                self._drop(f"no {what} within {seconds:g} s")
+
+        self.deadline_timer = self.loop.call_later(seconds, expired)
+
+    def _cancel_deadline(self) -> None:
+        if self.deadline_timer is not None:
+            self.deadline_timer.cancel()
+            self.deadline_timer = None
 
     def _drop(self, reason: str) -> None:
-        """Abandon the current connection (its socket is closed by paho)."""
+        """Abandon the current connection, counted as a failure (its socket is closed
+        here: no clean DISCONNECT, so the broker sends the last will)."""
         client = self.client
         if client is not None:
             sock = client.socket()
-            self._lost(reason)  # forgets the fd before it is closed
+            self._lost(reason, failure=True)  # forgets the fd before it is closed
             if sock is not None:
-                sock.close()  # no clean DISCONNECT: the broker sends the last will
+                sock.close()
 
     # -- paho callbacks -----------------------------------------------------------------
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
-        if self.connack_timer is not None:
-            self.connack_timer.cancel()
+        self._cancel_deadline()
         if reason_code.is_failure:
             self._lost(f"connection refused: {reason_code}")
             return
-        self.failures = 0
         log.info("connected to %s:%d as %s", self.host, self.port, self.config.clientid)
         self._retire_replaced()  # after a reprovision
         if self.router.subscribe(client):
             self._enter(UP)
         else:
             self._enter(SUBSCRIBING)
+            self._expect("SUBACK", self.deadlines.suback)
 
     def _retire_replaced(self) -> None:
         """Connected with a certificate a reprovision added: the certificates it
@@ -229,20 +279,41 @@ class Link:
                      self.certificate.id[:12], ", ".join(i[:12] for i in removed))
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
-        if client is self.client and self.router.subscribed(mid, reason_codes):
+        if client is not self.client or not self.router.subscribed(mid, reason_codes):
+            return
+        self._cancel_deadline()
+        if self.router.shadow_refused:
+            # Without its shadow responses the link cannot do its work; the policy
+            # that refused them is the certificate's: counted, and may rotate it.
+            self._drop("the broker refused the subscription to the shadow responses")
+        else:
             self._enter(UP)
 
     def _on_message(self, client, userdata, message) -> None:
-        self.failures = 0  # an answer: the link works
+        payload = message.payload
+        if len(payload) > MAX_INBOUND_PAYLOAD:  # AWS never sends one: a hostile broker
+            log.warning("dropped a message of %d bytes on %s: more than %d bytes",
+                        len(payload), shown_topic(message), MAX_INBOUND_PAYLOAD)
+            return
+        if self.state == UP:
+            self.failures.clear()  # an answer: the link works
         try:
             topic = message.topic
         except UnicodeDecodeError:  # a broker should refuse such a topic; never crash
             log.warning("ignored a message whose topic is not UTF-8")
             return
-        self.router.route(topic, message.payload)
+        self.router.route(topic, payload)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
-        if client is self.client:
+        if client is not self.client:
+            return
+        refused = getattr(client, "refused", None)
+        if refused is not None:
+            kind, length = refused
+            self._lost(f"dropped the connection: the broker sent a packet of {length} bytes "
+                       f"(type 0x{kind:02x}), more than {MAX_INBOUND_PACKET}; its body was "
+                       f"not read", charge=False)
+        else:
             self._lost(f"connection lost ({reason_code})")
 
     def _on_socket_close(self, client, userdata, sock) -> None:
@@ -253,6 +324,9 @@ class Link:
         # Packets are only queued by publish() and written after the pass (driver.py),
         # so every publish of a watcher is in `inflight` by the time it is finished;
         # anything else (a shadow request's PUBACK) is nobody's to answer.
+        if mid in self.unacked:
+            self.unacked.discard(mid)
+            self.last_ack = self.clock()
         request = self.inflight.pop(mid, None)
         if request is None:
             return
@@ -261,24 +335,52 @@ class Link:
         self.freed.add(sender)
         self.acks.setdefault(sender, []).append(request_id)  # sent after this pass
 
-    def _lost(self, reason: str) -> None:
+    def _lost(self, reason: str, failure: Optional[bool] = None, charge: bool = True) -> None:
+        """The connection is gone. It counts as a failure (FAILURE None: when it never
+        came up) and then, when CHARGE, against the certificate."""
         was = self.state
         self.driver.detach()
-        if self.connack_timer is not None:
-            self.connack_timer.cancel()
+        self._cancel_deadline()
+        if self.puback_timer is not None:
+            self.puback_timer.cancel()
+            self.puback_timer = None
+        self.unacked.clear()
         self.client = None
         self._answer()  # before the watchers hear that the link is down
         self.inflight.clear()
         self.windows.clear()
         self.freed.clear()
-        if was in (UP, SUBSCRIBING):
-            log.warning("%s", reason)
-            self._enter(WAITING)
-            self.loop.call_later(
-                max(backoff.delay(0), self.last_connect + MIN_CONNECT_INTERVAL - self.clock()),
-                self.connect)
-        elif was == CONNECTING:
-            self._failed(reason)
+        if was not in (CONNECTING, SUBSCRIBING, UP):
+            return
+        if failure or (failure is None and was != UP):
+            self._failed(reason, charge)
+            return
+        log.warning("%s", reason)
+        self._enter(WAITING)
+        self.loop.call_later(
+            max(backoff.delay(0), self.last_connect + MIN_CONNECT_INTERVAL - self.clock()),
+            self.connect)
+
+    # -- the PUBACK deadline ---------------------------------------------------------------
+    def _sent(self, mid: int) -> None:
+        """A QoS 1 publish is out: its PUBACK is owed (deadlines.py: `puback`)."""
+        if not self.unacked:
+            self.last_ack = self.clock()  # the wait starts now
+        self.unacked.add(mid)
+        if self.puback_timer is None:
+            self.puback_timer = self.loop.call_later(self.deadlines.puback, self._check_pubacks)
+
+    def _check_pubacks(self) -> None:
+        self.puback_timer = None
+        if not self.unacked or self.client is None:
+            return
+        silent = self.clock() - self.last_ack
+        if silent >= self.deadlines.puback:
+            self._drop(f"no PUBACK for {silent:.0f} s with {len(self.unacked)} publishes "
+                       f"unacknowledged; reconnecting to publish them again")
+        else:
+            self.puback_timer = self.loop.call_later(self.deadlines.puback - silent,
+                                                     self._check_pubacks)
 
     def after_each_pass(self) -> None:
         self._release_freed()          # the freed slots are filled,
@@ -350,6 +452,8 @@ class Link:
             self._not_published(sender, request_id, mqtt.error_string(info.rc), charge=True)
         else:
             self.inflight[info.mid] = (sender, request_id)
+            if qos > 0:
+                self._sent(info.mid)
 
     def on_command(self, sender: str, command: Command) -> None:
         if command.name != "reprovision":
@@ -367,7 +471,9 @@ class Link:
             log.debug("link down: dropped a shadow %s request", request.action)
             return  # the applier fetches again when the link comes back
         topic = request_topic(ThingShadow(request.thing, request.shadow), request.action)
-        self.client.publish(topic, request.payload, qos=1)
+        info = self.client.publish(topic, request.payload, qos=1)
+        if info.rc == mqtt.MQTT_ERR_SUCCESS:
+            self._sent(info.mid)
 
     def stop(self) -> None:
         client, self.client = self.client, None
@@ -377,7 +483,7 @@ class Link:
 
 
 def run(context: RoleContext) -> int:
-    link = Link(context)
+    link = Link(context, deadlines=from_environment(os.environ))
     context.loop.after_each(link.after_each_pass)
     context.loop.add_reader(context.mailbox.socket,
                             lambda: context.mailbox.dispatch({

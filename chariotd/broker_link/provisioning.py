@@ -40,7 +40,7 @@ import paho.mqtt.client as mqtt
 from chariotd import fleetprov, pending, safe_open
 from chariotd.broker_link import backoff
 from chariotd.broker_link.driver import ClientDriver
-from chariotd.broker_link.session import new_client
+from chariotd.broker_link.session import CaProblem, blames_certificate, new_client
 from chariotd.certstore import Certificate, Certstore, CertstoreError
 from chariotd.fleetprov import FleetProv, FleetProvError
 from chariotd.formats import FormatError
@@ -92,7 +92,7 @@ class Provisioning:
         self.state = IDLE
         self.purpose: Optional[str] = None
         self.requests: List[Tuple[str, int]] = []  # reprovision commands to answer
-        self.failures = 0
+        self.failures = backoff.Failures()
         self.last_connect = -MIN_CONNECT_INTERVAL
         self.client: Optional[mqtt.Client] = None
         self.driver = ClientDriver(self.loop, MISC_INTERVAL)
@@ -136,7 +136,7 @@ class Provisioning:
 
     def _begin(self, purpose: str) -> None:
         self.purpose = purpose
-        self.failures = 0
+        self.failures.clear()
         self._attempt()
 
     # -- one attempt --------------------------------------------------------------------
@@ -174,7 +174,14 @@ class Provisioning:
             self.key_pem, csr_pem = new_key_and_csr(self.config.clientid)
         self.create_payload = fleetprov.create_payload(csr_pem)
         self.last_connect = self.clock()
-        client = new_client(self.client_id, self.config.cacert, claim, port)
+        try:
+            client = new_client(self.client_id, self.config.cacert, claim, port)
+        except CaProblem as error:  # never the claim certificate's fault
+            self._attempt_failed(str(error), charge=False)
+            return
+        except (OSError, ssl.SSLError) as error:
+            self._attempt_failed(f"claim certificate {short(claim.id)} is unusable: {error}")
+            return
         client.on_connect = self._later(self._on_connect)
         client.on_subscribe = self._later(self._on_subscribe)
         client.on_message = self._later(self._on_message)
@@ -189,7 +196,8 @@ class Provisioning:
             client.connect(host, port, keepalive=KEEPALIVE)
         except (OSError, ssl.SSLError, ssl.CertificateError, ValueError) as error:
             self._attempt_failed(f"cannot connect to {host}:{port} with claim certificate "
-                                 f"{short(claim.id)}: {error}")
+                                 f"{short(claim.id)}: {error}",
+                                 charge=blames_certificate(error))
             return
         if self.client is not client or not self.driver.attach(client):
             return  # refused while sending CONNECT: the disconnect callback handled it
@@ -350,17 +358,21 @@ class Provisioning:
             sock.close()
 
     # -- outcomes -----------------------------------------------------------------------
-    def _attempt_failed(self, reason: str) -> None:
+    def _attempt_failed(self, reason: str, charge: bool = True) -> None:
+        """One attempt failed; past MAX_FAILURES charged ones in a row, give up. A CA
+        problem (not CHARGE) only lengthens the backoff: it never rotates the claim
+        certificates nor ends provisioning."""
         self._close()
         self.created = self.key_pem = None
-        self.failures += 1
-        if self.failures > MAX_FAILURES:
+        self.failures.add(charge)
+        if self.failures.charged > MAX_FAILURES:
             self._give_up(reason)
             return
-        wait = max(backoff.delay(self.failures - 1),
+        wait = max(self.failures.delay(),
                    self.last_connect + MIN_CONNECT_INTERVAL - self.clock())
-        log.warning("provisioning: %s; retrying in %.1f s (failure %d of %d)", reason, wait,
-                    self.failures, MAX_FAILURES)
+        log.warning("provisioning: %s; retrying in %.1f s (%s)", reason, wait,
+                    f"failure {self.failures.charged} of {MAX_FAILURES}" if charge
+                    else "not counted against the claim certificate")
         self._enter(WAITING)
         self.timer = self.loop.call_later(wait, self._attempt)
 
@@ -370,7 +382,7 @@ class Provisioning:
             rotated = self.claimstore.rotate()
         except (OSError, CertstoreError) as error:
             log.warning("provisioning: cannot rotate the claim certificates: %s", error)
-        log.error("provisioning: %s; %d failures in a row%s", reason, self.failures,
+        log.error("provisioning: %s; %d failures in a row%s", reason, self.failures.charged,
                   f"; preferred claim certificate is now {short(rotated.id)}" if rotated else "")
         self._enter(IDLE)
         self._answer(lambda request_id: Rejected(id=request_id,

@@ -14,7 +14,7 @@ from chariotd.broker_link.shadow_topics import batches, parse_response_topic, re
 from chariotd.cli import Config
 from chariotd.ipc.messages import Message, ShadowResponse
 from chariotd.runtime import APPLIER
-from chariotd.topics import matches, without_covered
+from chariotd.topics import covers, matches, without_covered
 from chariotd.tunnel_request import notify_topic
 
 log = logging.getLogger(__name__)
@@ -28,14 +28,20 @@ class Router:
         self.message_filters: List[str] = [topic for topic, _ in config.subscribe_write
                                            + config.subscribe_exec] + [
             notify_topic(thing) for thing, _ in config.tunnelmappings]
-        self.filters: List[str] = without_covered(
-            [f for target in config.shadow_targets() for f in response_filters(target)]
-            + self.message_filters)
+        shadow_filters = [f for target in config.shadow_targets()
+                          for f in response_filters(target)]
+        self.filters: List[str] = without_covered(shadow_filters + self.message_filters)
+        # The filters the shadow responses come through (one may be a message filter
+        # that covers them): the link cannot work when one of them is refused.
+        self.shadow_filters = {f for f in self.filters
+                               if any(covers(f, s) for s in shadow_filters)}
         self.waiting: Dict[int, List[str]] = {}
+        self.shadow_refused: List[str] = []  # on this connection
 
     def subscribe(self, client) -> bool:
         """Subscribe everything; True when there is nothing to wait for."""
         self.waiting.clear()
+        self.shadow_refused = []
         for batch in batches(self.filters):
             result, mid = client.subscribe([(topic, 1) for topic in batch])
             if mid is not None:
@@ -43,14 +49,21 @@ class Router:
         return not self.waiting
 
     def subscribed(self, mid: int, reason_codes) -> bool:
-        """A SUBACK arrived; True when it was the last one awaited."""
+        """A SUBACK arrived; True when it was the last one awaited. A refused filter
+        (MQTT 3.1.1: 0x80) is logged; a shadow one is kept in `shadow_refused`. A
+        SUBACK with fewer codes than filters refuses the ones it leaves out."""
         batch = self.waiting.pop(mid, None)
         if batch is None:
             return False
-        for topic, code in zip(batch, reason_codes):
-            if code.is_failure:
-                log.error("subscription to %s refused: %s", topic, code)
-        if not self.waiting:
+        codes = list(reason_codes)
+        for index, topic in enumerate(batch):
+            code = codes[index] if index < len(codes) else None
+            if code is None or code.is_failure:
+                log.error("subscription to %s refused: %s", topic,
+                          code if code is not None else "no reason code")
+                if topic in self.shadow_filters:
+                    self.shadow_refused.append(topic)
+        if not self.waiting and not self.shadow_refused:
             log.info("subscribed to %d topic filters", len(self.filters))
         return not self.waiting
 

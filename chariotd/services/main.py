@@ -7,10 +7,12 @@ updates and commands the watchers hand it, and answers them once they are finish
 from __future__ import annotations
 
 import logging
+import os
 import signal
 from typing import Dict, Optional, Tuple
 
 from chariotd import formats
+from chariotd.broker_link.deadlines import from_environment
 from chariotd.cli import Config, ThingShadow
 from chariotd.formats import FormatError
 from chariotd.fsutil import remove_stale_temps
@@ -76,6 +78,7 @@ class Applier:
         default_commands = dict(self.config.defaultshadow)
         self.link_up = False
         self.syncs: Dict[ThingShadow, ShadowSync] = {}
+        deadlines = from_environment(os.environ)  # the defaults, unless a test shortens them
         for target in self.config.shadow_targets():
             command = default_commands.get(target)
             self.syncs[target] = ShadowSync(
@@ -83,7 +86,8 @@ class Applier:
                 send=lambda action, payload, t=target: self._send(t, action, payload),
                 finish=self._finish, token_prefix=self.config.clientid[:40],
                 default_shadow=DefaultShadow(self.spawner, target, command) if command else None,
-                timed_out=lambda what: self.mailbox.send(LINK, RequestTimeout(what=what)))
+                timed_out=lambda what: self.mailbox.send(LINK, RequestTimeout(what=what)),
+                request_timeout=deadlines.request)
 
     def _send(self, target: ThingShadow, action: str, payload: bytes) -> None:
         self.mailbox.send(LINK, ShadowRequest(thing=target.thing, shadow=target.shadow,

@@ -9,7 +9,12 @@ Reported updates go out one at a time: while one is in flight, the next ones are
 combined into pending updates (a single one unless a combination would change
 what they mean). An update is answered by accepted (the
 request files it carries are finished), rejected (retried; a 409 refetches) or no
-answer within REQUEST_TIMEOUT (resent).
+answer within the request deadline (resent).
+
+Deadlines: a get or an update unanswered within `request_timeout` seconds
+(broker_link/deadlines.py, default 10 s) is logged, reported to the link as a failure
+(more than 5 in a row end the tree, as connection failures do) and sent again; a
+broker that swallows every request therefore never leaves a shadow waiting silently.
 """
 
 from __future__ import annotations
@@ -17,9 +22,9 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-import os
 from typing import Any, Callable, Dict, List, Optional
 
+from chariotd.broker_link.deadlines import Deadlines
 from chariotd.cli import ThingShadow
 from chariotd.services.reconcile import ChangeRefused
 from chariotd.shadow.patch import NO_CHANGE, apply, combine, normalise
@@ -28,8 +33,7 @@ log = logging.getLogger(__name__)
 
 OFFLINE, FETCHING, READY = "offline", "fetching", "ready"
 
-# CHARIOTD_REQUEST_TIMEOUT shortens it for the test suite; devices never set it.
-REQUEST_TIMEOUT = float(os.environ.get("CHARIOTD_REQUEST_TIMEOUT", "10"))
+REQUEST_TIMEOUT = Deadlines().request  # seconds; the default of `request_timeout`
 GET_RETRY = 5.0
 UPDATE_RETRY = 3.0
 
@@ -64,10 +68,13 @@ class ShadowSync:
     def __init__(self, target: ThingShadow, services, loop, send: Callable[[str, bytes], None],
                  finish: Callable[[int, Optional[str]], None], token_prefix: str,
                  default_shadow: Optional[Callable[[Callable[[Any], None]], None]] = None,
-                 timed_out: Callable[[str], None] = lambda what: None):
+                 timed_out: Callable[[str], None] = lambda what: None,
+                 request_timeout: float = REQUEST_TIMEOUT):
         """SERVICES: the applier's Services for this shadow (may be empty); SEND(op,
         payload) publishes a request; FINISH(request_id, reason or None) answers a
-        request file; DEFAULT_SHADOW(callback) produces the seed for a missing shadow."""
+        request file; DEFAULT_SHADOW(callback) produces the seed for a missing shadow;
+        REQUEST_TIMEOUT: seconds a get or update waits for its answer."""
+        self.request_timeout = request_timeout
         self.target = target
         self.services = services
         self.loop = loop
@@ -112,11 +119,11 @@ class ShadowSync:
         self._enter(FETCHING)
         self.get_token = self._token("get")
         self.send("get", json.dumps({"clientToken": self.get_token}).encode())
-        self.timer = self.loop.call_later(REQUEST_TIMEOUT, self._get_timeout)
+        self.timer = self.loop.call_later(self.request_timeout, self._get_timeout)
 
     def _get_timeout(self) -> None:
         log.warning("%s: no answer to the shadow get within %g s; asking again", self,
-                    REQUEST_TIMEOUT)
+                    self.request_timeout)
         self.timed_out(f"the shadow get of {self}")
         self.fetch()
 
@@ -261,13 +268,13 @@ class ShadowSync:
                                        separators=(",", ":")).encode())
         if self.timer is not None:
             self.timer.cancel()
-        self.timer = self.loop.call_later(REQUEST_TIMEOUT, self._update_timeout)
+        self.timer = self.loop.call_later(self.request_timeout, self._update_timeout)
 
     def _update_timeout(self) -> None:
         self.timer = None
         if self.inflight is not None and self.state == READY:
             log.warning("%s: no answer to the shadow update within %g s; sending it again",
-                        self, REQUEST_TIMEOUT)
+                        self, self.request_timeout)
             self.timed_out(f"the shadow update of {self}")
             self._send_update()
 

@@ -105,7 +105,8 @@ def test_link_health_for_the_watchdog():
     link = object.__new__(link_main.Link)  # only the state and the clock matter here
     now = [100.0]
     link.clock = lambda: now[0]
-    deadline = 2 * link_main.CONNACK_TIMEOUT
+    link.deadlines = link_main.Deadlines()
+    deadline = 2 * max(link.deadlines.connack, link.deadlines.suback)
     for state in (link_main.WAITING, link_main.CONNECTING, link_main.SUBSCRIBING,
                   link_main.UP):
         link.state, link.state_since = state, now[0] - deadline + 1
