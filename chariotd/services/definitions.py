@@ -21,7 +21,6 @@ in `.py` files other module-level names are the module's own business.
 from __future__ import annotations
 
 import inspect
-import json
 import math
 import os
 import types
@@ -29,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from .. import formats
+from ..formats.json import load as load_json
 from .jsmodule import JSModuleError, read_exported_object
 
 DEFAULT_INFORMAT = "JSON"
@@ -203,11 +203,9 @@ def _fields_from_js(text: str) -> Dict[str, Any]:
 
 def _fields_from_json(text: str) -> Dict[str, Any]:
     try:
-        fields = json.loads(text)
-    except ValueError as e:
+        fields = load_json(text)
+    except formats.FormatError as e:
         raise DefinitionError(f"not valid JSON: {e}") from None
-    except RecursionError:
-        raise DefinitionError("not valid JSON: nested too deeply") from None
     if not isinstance(fields, dict):
         raise DefinitionError(f"must hold a JSON object, not {_type_name(fields)}")
     return fields
