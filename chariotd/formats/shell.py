@@ -167,15 +167,20 @@ def _typed(text: str) -> Union[str, bool, int, float]:
 
 # ---------------------------------------------------------------- writing
 
-def quote(text: str) -> str:
-    """TEXT in single quotes, a single quote written as '\\''."""
+def _writable(text: str) -> str:
+    """TEXT, which a SHELL file can hold: no NUL, no lone surrogate."""
     if "\0" in text:
         raise FormatError("SHELL: a value holds a NUL character, which no shell variable can hold")
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
         raise FormatError("SHELL: a value holds a lone surrogate, not writable as UTF-8") from None
-    return "'" + text.replace("'", "'\\''") + "'"
+    return text
+
+
+def quote(text: str) -> str:
+    """TEXT in single quotes, a single quote written as '\\''."""
+    return "'" + _writable(text).replace("'", "'\\''") + "'"
 
 
 def _scalar(value: object, where: str) -> str:
@@ -184,7 +189,7 @@ def _scalar(value: object, where: str) -> str:
     if isinstance(value, (int, float)):
         return js_number(value)
     if isinstance(value, str):
-        return value
+        return _writable(value)
     raise FormatError(f"SHELL: {where} is a {type(value).__name__}, "
                       "SHELL holds strings, numbers, booleans, arrays of them and objects")
 
@@ -471,8 +476,15 @@ WORK_PER_CHAR = 8  # characters scanned per character of text, at most (see _sta
 
 
 def split_name(name: str) -> List[str]:
-    """The object levels a flattened NAME stands for."""
-    return _LEVEL_SEPARATOR.split(name)
+    """The object levels a flattened NAME stands for. A part that is no key of its
+    own (`0` in `_0_0`: a level starts with a letter or `_`) stays with the one before."""
+    levels: List[str] = []
+    for part in _LEVEL_SEPARATOR.split(name):
+        if levels and not KEY_RE.match(part):
+            levels[-1] += "_" + part
+        else:
+            levels.append(part)
+    return levels
 
 
 def held(value: object) -> Dict[str, ShellValue]:
