@@ -493,3 +493,9 @@ def test_every_evil_value_reads_back_and_runs_nothing(tmp_path, shell_path):
     printed, expected, stderr = source_and_print(shell_path, tmp_path, [(value, shell.flatten(value))])
     assert printed[0] == expected_fields(expected[0]), stderr
     assert not marker.exists()
+
+
+def test_a_number_python_will_not_convert_stays_a_string():
+    """5000 digits: int() raises a plain ValueError (not FormatError), which escaped
+    parse and ended the applier on a SHELL update file."""
+    assert shell.parse("a=" + "1" * 5000 + "\n") == {"a": "1" * 5000}
