@@ -11,6 +11,7 @@ certstore    certstore layout, the preferred symlink, rotation, adding certifica
 fleetprov    the --fleetprov file, provisioning payloads and outfile (pure)
 topics       MQTT topic checks (AWS limits, no wildcards)
 fsutil       crash-safe file writes (temp file, fsync, rename, directory fsync)
+safe_open    the one way to open a path another user may control (no link, no block)
 ipc/         mailboxes over ZeroMQ and the schema of every message between processes
 broker_link/ the link process: the only one that touches the network
 watchers/    action directories (tmp/ new/ failed/) and their handlers

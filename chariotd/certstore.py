@@ -22,6 +22,7 @@ import shutil
 from pathlib import Path
 from typing import List, Optional, Tuple
 
+from chariotd import safe_open
 from chariotd.fsutil import fsync_dir, remove_stale_temps, replace_symlink, write_file_atomic
 from chariotd.record import Record
 
@@ -29,6 +30,7 @@ DEFAULT_PORT = 8883
 PREFERRED = "preferred"
 REPLACING = ".replacing"  # names the certificate a reprovision added, until it connects
 ADDING = ".adding-"  # a certificate directory being built (hidden: names start with '.')
+MAX_SMALL_FILE = 4096  # endpoint.txt, .replacing
 CERT_ID_RE = re.compile(r"^[0-9A-Za-z]{1,128}$")
 
 
@@ -74,11 +76,11 @@ class Certstore:
 
     def endpoint(self) -> Tuple[str, int]:
         try:
-            text = self.endpoint_file.read_text()
+            data, _ = safe_open.read_file(self.endpoint_file, MAX_SMALL_FILE)
         except OSError as error:
             raise CertstoreError(f"certstore {self.path}: cannot read endpoint.txt: "
-                                 f"{error.strerror}") from None
-        return parse_endpoint(text)
+                                 f"{error.strerror or error}") from None
+        return parse_endpoint(data.decode("utf-8", "replace"))
 
     def certificates(self) -> List[Certificate]:
         """Every complete certificate directory, sorted by id."""
@@ -187,7 +189,8 @@ class Certstore:
         """CONNECTED_ID has connected. When it is the certificate `mark_replacing` named,
         every other certificate directory is deleted; returns the ids removed."""
         try:
-            replacing = (self.path / REPLACING).read_text().strip()
+            data, _ = safe_open.read_file(self.path / REPLACING, MAX_SMALL_FILE)
+            replacing = data.decode("utf-8", "replace").strip()
         except FileNotFoundError:
             return []
         if replacing != connected_id:

@@ -18,12 +18,13 @@ def fsync_dir(directory) -> None:
 def write_file_atomic(path, data: bytes, mode: int = 0o644, durable: bool = True) -> None:
     """Replace PATH with DATA so that readers see the old or the new content, never a mix.
 
-    The temp file is created with MODE from the start (a private key is never
+    The temp file is created with MODE (its 07000 bits dropped) from the start (a private key is never
     readable by others, not even for an instant). On any failure the temp file is
     removed and the target is untouched. DURABLE (the default, and the daemon's only
     use) also survives a power cut: fsync of the file and of its directory.
     """
     path = Path(path)
+    mode &= 0o777  # never setuid, setgid or sticky, whatever the caller passed
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     # O_EXCL|O_NOFOLLOW: never write through a file or symlink someone else put under
     # the temp name (an outfile directory may be writable by other users). One left by

@@ -2,12 +2,18 @@
 
 Under systemd (JOURNAL_STREAM set) each line starts with a `<N>` syslog priority so
 journald keeps the level. No timestamps: runit's svlogd and journald add their own.
+
+Messages carry text from hostile places (file names in action directories, topics,
+a command's stderr), so the formatter escapes every control character in them
+(`escape_controls`): one event is one line, and no input can fake a line, move the
+cursor of a terminal showing the log, or reorder text with bidi controls.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 
 LEVELS = {"error": logging.ERROR, "warning": logging.WARNING, "info": logging.INFO,
@@ -17,6 +23,43 @@ _SYSLOG_PRIORITY = {logging.CRITICAL: 2, logging.ERROR: 3, logging.WARNING: 4,
                     logging.INFO: 6, logging.DEBUG: 7}
 
 
+# Every character of Unicode categories Cc (C0, DEL, C1 with NEL), Cf (invisible
+# and bidi controls, tags), Cs (lone surrogates, as undecodable bytes become) and
+# Zl/Zp (U+2028, U+2029); tests/unit/test_log_escape.py holds it to unicodedata.
+_CONTROLS = re.compile(
+    "[\x00-\x1f\x7f-\x9f\xad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2"
+    "\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f"
+    "\ud800-\udfff\ufeff\ufff9-\ufffb"
+    "\U000110bd\U000110cd\U00013430-\U00013438\U0001bca0-\U0001bca3"
+    "\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(match: "re.Match[str]") -> str:
+    char = match.group()
+    code = ord(char)
+    if char in _NAMED:
+        return _NAMED[char]
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    return f"\\U{code:08x}"
+
+
+def escape_controls(text: str) -> str:
+    """TEXT with each control character written as an escape (`\\r`, `\\x1b`, `\\u2028`):
+    the result holds no line break and nothing a terminal acts on."""
+    if text.isprintable():  # the usual case, at C speed: none of them is printable
+        return text
+    return _CONTROLS.sub(_escape, text)
+
+
+def _folded(text: str) -> str:
+    """Our own multi-line text (a traceback) as one line: its lines joined by " | "."""
+    return " | ".join(escape_controls(line) for line in text.split("\n"))
+
+
 class RoleFormatter(logging.Formatter):
     def __init__(self, role: str, journal: bool):
         super().__init__()
@@ -24,11 +67,12 @@ class RoleFormatter(logging.Formatter):
         self.journal = journal
 
     def format(self, record: logging.LogRecord) -> str:
-        message = record.getMessage()
+        # Escaped after the arguments are put in, so every argument is covered.
+        message = escape_controls(record.getMessage())
         if record.exc_info:
-            message += "\n" + self.formatException(record.exc_info)
-        # One event, one line: a traceback or a multi-line reason is folded.
-        message = message.replace("\n", " | ")
+            message += " | " + _folded(self.formatException(record.exc_info))
+        if record.stack_info:
+            message += " | " + _folded(record.stack_info)
         if record.levelno >= logging.WARNING:
             message = f"{record.levelname.lower()}: {message}"
         line = f"{self.role}: {message}"

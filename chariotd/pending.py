@@ -4,7 +4,8 @@ the file the command announces (a service's outfile, the certstore's provisionin
 A marker is made before the file it announces is replaced, so the fsync of that
 directory makes both durable; it is removed when the command has finished. A marker
 found at start means chariotd stopped in between: the command is run again. Markers
-are never written through a symlink someone put in their place.
+are only created (O_EXCL) and removed, never opened once they exist: a symlink or a
+FIFO someone puts in their place is never followed or waited on.
 """
 
 from __future__ import annotations
@@ -21,9 +22,13 @@ def marker_path(path: str) -> str:
 
 
 def mark(path: str) -> None:
+    """Leave PATH's marker. Whatever is already at the marker's name (our marker, or a
+    FIFO or link someone planted) counts as the marker and is never opened."""
     try:
-        fd = os.open(marker_path(path),
-                     os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        fd = os.open(marker_path(path), os.O_WRONLY | os.O_CREAT | os.O_EXCL
+                     | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o600)
+    except FileExistsError:
+        return
     except OSError as error:
         log.warning("cannot mark %s as waiting for its notify command: %s", path,
                     error.strerror or error)

@@ -37,7 +37,7 @@ from typing import List, Optional, Tuple
 
 import paho.mqtt.client as mqtt
 
-from chariotd import fleetprov, pending
+from chariotd import fleetprov, pending, safe_open
 from chariotd.broker_link import backoff
 from chariotd.broker_link.driver import ClientDriver
 from chariotd.broker_link.session import new_client
@@ -59,6 +59,7 @@ RESPONSE_TIMEOUT = 20.0   # for the CONNACK, the SUBACK and each response
 KEEPALIVE = 60
 MISC_INTERVAL = 5.0  # paho's keep-alive housekeeping
 NOTIFY_TIMEOUT = 10.0
+OUTFILE_MODE = 0o600  # a new provisioning outfile's; an existing one keeps its own
 # CHARIOTD_FLEETPROV_PAUSE shortens the pause before exit 1 for the test suite; devices
 # never set it (see README, "Fleet provisioning").
 FAILURE_PAUSE = float(os.environ.get("CHARIOTD_FLEETPROV_PAUSE", "30"))
@@ -384,7 +385,10 @@ class Provisioning:
             return
         try:
             text = fleetprov.outfile_text(self.fleetprov, registered)
-            write_file_atomic(path, text.encode("utf-8"))
+            # The old file's permission bits (from the file itself, never through a
+            # link, 07000 dropped); a new one is 0600: it may name the device's thing.
+            write_file_atomic(path, text.encode("utf-8"),
+                              mode=safe_open.permission_bits(path, OUTFILE_MODE))
         except (FormatError, OSError) as error:
             log.error("provisioning: cannot write the outfile %s: %s", path, error)
             return

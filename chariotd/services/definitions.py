@@ -9,6 +9,11 @@ Three file kinds (README "Service definitions", EXTENSIONS E):
   run once at load time; they are trusted local configuration.
 - `*.json`: the plain object.
 
+Every definition file, whatever its kind, and its directory must be owned by root
+or the daemon's user and not writable by group or others (sshd's StrictModes; see
+`_untrusted`); a symbolic link or anything but a regular file is not read. Such a
+file is an error like any other: skipped with its reason, the rest still load.
+
 Other files are ignored, and so are hidden files (`.name`), which covers editor
 swap and lock files; backups such as `name.js~` or `name.js.bak` do not end in a
 known suffix. Files load in filename order. When two definitions claim the same
@@ -20,9 +25,11 @@ in `.py` files other module-level names are the module's own business.
 
 from __future__ import annotations
 
+import errno
 import inspect
 import math
 import os
+import stat
 import types
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
@@ -185,6 +192,106 @@ def definition_from_fields(fields: Mapping[str, Any], source: str,
     )
 
 
+# ---------------------------------------------------------------- trusting files
+
+# A definition names a command the daemon runs as root (and a .py one is run at
+# load), so, like sshd's StrictModes, every definition file and its directory must
+# be owned by root or the daemon's user and not writable by group or others;
+# otherwise whoever can write there could choose what root runs. The same rule
+# holds for .js and .json (data, but notifycmd is code) as for .py.
+MAX_DEFINITION_BYTES = 1 << 20  # a definition is a few hundred bytes
+
+_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISLNK, "a symbolic link"),
+          (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+
+
+def trusted_owners() -> Tuple[int, ...]:
+    """The owners a definition file and its directory may have: root, the daemon's user."""
+    return tuple(sorted({0, os.geteuid()}))
+
+
+def _untrusted(st: os.stat_result, what: str) -> Optional[str]:
+    """Why a file (or directory) with status ST is not trusted, or None when it is."""
+    owners = trusted_owners()
+    if st.st_uid in owners and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return None
+    owner_names = " or ".join("root" if uid == 0 else f"uid {uid}" for uid in owners)
+    return (f"not trusted: {what} is owned by uid {st.st_uid} with mode "
+            f"{stat.S_IMODE(st.st_mode):04o}; it must be owned by {owner_names} and "
+            "not writable by group or others (a definition names a command run as root)")
+
+
+def _not_regular(mode: int) -> str:
+    kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
+    if stat.S_ISLNK(mode):
+        return f"not a regular file: {kind} (definitions are not read through links)"
+    return f"not a regular file: {kind}"
+
+
+def _directory_problem(dir_fd: int) -> Optional[str]:
+    return _untrusted(os.fstat(dir_fd), "its directory")
+
+
+def _open_directory(path: str) -> int:
+    try:
+        return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as e:
+        raise DefinitionError(f"{path}: cannot list service definitions: {e.strerror}") from None
+
+
+def _read_trusted(dir_fd: int, name: str) -> str:
+    """The text of file NAME in the directory open at DIR_FD, once its owner and mode
+    are checked on the very fd that is read (no race between the check and the load).
+
+    A symbolic link is never followed and nothing but a regular file is opened, so a
+    FIFO or device planted there cannot hang or disturb the load."""
+    try:
+        st = os.lstat(name, dir_fd=dir_fd)
+    except OSError as e:
+        raise DefinitionError(f"cannot read: {e.strerror}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise DefinitionError(_not_regular(st.st_mode))
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                     dir_fd=dir_fd)
+    except OSError as e:
+        if e.errno == errno.ELOOP:  # made a link since the lstat
+            raise DefinitionError(_not_regular(stat.S_IFLNK)) from None
+        raise DefinitionError(f"cannot read: {e.strerror}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise DefinitionError(_not_regular(st.st_mode))
+        problem = _untrusted(st, "the file")
+        if problem:
+            raise DefinitionError(problem)
+        data = _read_at_most(fd, MAX_DEFINITION_BYTES)
+    except OSError as e:
+        raise DefinitionError(f"cannot read: {e.strerror}") from None
+    finally:
+        os.close(fd)
+    if len(data) > MAX_DEFINITION_BYTES:
+        raise DefinitionError(f"larger than {MAX_DEFINITION_BYTES} bytes")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise DefinitionError(f"not UTF-8 text: {e.reason} at byte {e.start}") from None
+
+
+def _read_at_most(fd: int, limit: int) -> bytes:
+    """Up to LIMIT + 1 bytes from FD (one more than LIMIT tells it was larger)."""
+    chunks: List[bytes] = []
+    left = limit + 1
+    while left > 0:
+        chunk = os.read(fd, min(left, 65536))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
 # ---------------------------------------------------------------- reading files
 
 def _fields_from_js(text: str) -> Dict[str, Any]:
@@ -228,22 +335,30 @@ def _fields_from_py(text: str, path: str) -> Dict[str, Any]:
 
 
 def load_file(path: str) -> ServiceDefinition:
-    """The definition in PATH (a .js, .py or .json file); DefinitionError if unusable."""
+    """The definition in PATH (a .js, .py or .json file); DefinitionError if unusable,
+    including when PATH or its directory is not trusted (see `_untrusted`)."""
     path = os.fspath(path)
-    suffix = os.path.splitext(path)[1]
-    if suffix not in SUFFIXES:
+    directory = os.path.dirname(path) or "."
+    dir_fd = _open_directory(directory)
+    try:
+        problem = _directory_problem(dir_fd)
+        if problem:
+            raise DefinitionError(problem)
+        return _load_at(dir_fd, os.path.basename(path), path)
+    finally:
+        os.close(dir_fd)
+
+
+def _check_suffix(path: str) -> None:
+    if not path.endswith(SUFFIXES):
         raise DefinitionError(f"not a service definition file (expected {', '.join(SUFFIXES)})")
-    if not os.path.isfile(path):
-        raise DefinitionError("not a regular file")
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise DefinitionError(f"cannot read: {e.strerror}") from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise DefinitionError(f"not UTF-8 text: {e.reason} at byte {e.start}") from None
+
+
+def _load_at(dir_fd: int, name: str, path: str) -> ServiceDefinition:
+    """The definition in file NAME of the directory open at DIR_FD (PATH names it)."""
+    _check_suffix(path)
+    text = _read_trusted(dir_fd, name)
+    suffix = os.path.splitext(path)[1]
     if suffix == ".js":
         return definition_from_fields(_fields_from_js(text), path)
     if suffix == ".json":
@@ -264,17 +379,31 @@ def load_directory(path: str) -> Tuple[List[ServiceDefinition], List[Tuple[str, 
     Raises DefinitionError only when the directory itself cannot be listed.
     """
     path = os.fspath(path)
+    dir_fd = _open_directory(path)
     try:
-        names = sorted(name for name in os.listdir(path) if is_definition_name(name))
+        return _load_names(dir_fd, path)
+    finally:
+        os.close(dir_fd)
+
+
+def _load_names(dir_fd: int, path: str) -> Tuple[List[ServiceDefinition],
+                                                 List[Tuple[str, str]]]:
+    try:
+        names = sorted(name for name in os.listdir(dir_fd) if is_definition_name(name))
     except OSError as e:
         raise DefinitionError(f"{path}: cannot list service definitions: {e.strerror}") from None
+    # A directory others may write to makes every file in it untrusted: each is
+    # skipped with the directory's reason, so each still gets its own log line.
+    directory_problem = _directory_problem(dir_fd)
     definitions: List[ServiceDefinition] = []
     errors: List[Tuple[str, str]] = []
     owners: Dict[str, str] = {}
     for name in names:
         file_path = os.path.join(path, name)
         try:
-            definition = load_file(file_path)
+            if directory_problem:
+                raise DefinitionError(directory_problem)
+            definition = _load_at(dir_fd, name, file_path)
         except DefinitionError as e:
             errors.append((file_path, str(e)))
             continue

@@ -1,17 +1,23 @@
-"""Reading and writing service outfiles (crash-safe: temp file, fsync, rename)."""
+"""Reading and writing service outfiles (crash-safe: temp file, fsync, rename).
+
+An outfile's directory may belong to another user, so the outfile is read and its mode
+taken the one safe way (chariotd/safe_open.py): a symlink, FIFO, device, directory, a
+file with more than one link or over MAX_OUTFILE bytes is Unreadable at once, never
+followed or waited on; the new file keeps the old one's permission bits, never 07000.
+"""
 
 from __future__ import annotations
 
 import logging
-import os
-import stat
 from typing import Optional
 
+from chariotd import safe_open
 from chariotd.fsutil import write_file_atomic
 
 log = logging.getLogger(__name__)
 
 MAX_OUTFILE = 1 << 20
+NEW_MODE = 0o644  # a new outfile's mode
 
 
 class Unreadable(Exception):
@@ -23,14 +29,11 @@ def read_text(path: str) -> Optional[str]:
     """The outfile's text, or None when it does not exist. Raises Unreadable when
     something is there that cannot be read."""
     try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_OUTFILE + 1)
+        data, _ = safe_open.read_file(path, MAX_OUTFILE, single_link=True)
     except FileNotFoundError:
         return None
     except OSError as error:
-        raise Unreadable(f"cannot read {path}: {error.strerror}") from None
-    if len(data) > MAX_OUTFILE:
-        raise Unreadable(f"{path} is larger than {MAX_OUTFILE} bytes")
+        raise Unreadable(f"cannot read {path}: {error.strerror or error}") from None
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
@@ -38,9 +41,7 @@ def read_text(path: str) -> Optional[str]:
 
 
 def write_text(path: str, text: str) -> None:
-    """Replace PATH with TEXT atomically, keeping the old file's permission bits."""
-    try:
-        mode = stat.S_IMODE(os.stat(path).st_mode)
-    except OSError:
-        mode = 0o644
+    """Replace PATH with TEXT atomically, keeping the old file's permission bits
+    (taken from the file itself, not through a symlink; 07000 never kept)."""
+    mode = safe_open.permission_bits(path, NEW_MODE)
     write_file_atomic(path, text.encode("utf-8"), mode=mode)

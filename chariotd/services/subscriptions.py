@@ -1,10 +1,13 @@
 """--subscribe-write and --subscribe-exec: what the applier does with each message the
 link forwards, without ever blocking its loop.
 
-- write: PATH (which must exist; a named pipe is the usual one, never created here) is
-  opened O_WRONLY|O_NONBLOCK|O_TRUNC, the payload written, the file closed. A FIFO with
-  no reader (ENXIO) loses the message with a warning; any other error is logged and the
-  message dropped. A reader slower than the pipe buffer is waited for by the loop, at
+- write: PATH (which must exist, never created here) is a FIFO, or a regular file with
+  one link; it is opened the one safe way (chariotd/safe_open.py: no symlink followed,
+  O_NONBLOCK, the type checked on the opened file), a regular file then truncated, the
+  payload written, the file closed. Anything else there (a symlink, a hard link, a
+  device, a directory) is never opened for writing, let alone truncated: the message is
+  dropped with an error. A FIFO with no reader (ENXIO) loses the message with a
+  warning; any other error is logged and the message dropped. A reader slower than the pipe buffer is waited for by the loop, at
   most WRITE_TIMEOUT seconds, then the rest of that message is dropped.
 - exec: PATH runs with the payload on stdin and MESSAGE_TOPIC in its environment, at most
   EXEC_TIMEOUT seconds (then its process group is killed).
@@ -20,8 +23,10 @@ import collections
 import errno
 import logging
 import os
+import stat
 from typing import Deque, List, Optional, Tuple
 
+from chariotd import safe_open
 from chariotd.loop import Loop
 from chariotd.spawn import shown
 from chariotd.spawn import Result, Spawner
@@ -32,7 +37,6 @@ log = logging.getLogger(__name__)
 QUEUE_LIMIT = 100
 EXEC_TIMEOUT = 5.0
 WRITE_TIMEOUT = 5.0
-WRITE_FLAGS = os.O_WRONLY | os.O_NONBLOCK | os.O_TRUNC | os.O_NOCTTY | os.O_CLOEXEC
 
 
 class _Subscription:
@@ -95,7 +99,7 @@ class WriteSubscription(_Subscription):
 
     def handle(self, topic: str, payload: bytes) -> None:
         try:
-            self.fd = os.open(self.path, WRITE_FLAGS)
+            self.fd = self._open()
         except OSError as error:
             if error.errno == errno.ENXIO:
                 log.warning("%s: no reader on %s; the message on %s is lost", self,
@@ -107,6 +111,17 @@ class WriteSubscription(_Subscription):
             return
         self.topic, self.rest = topic, memoryview(payload)
         self._write()
+
+    def _open(self) -> int:
+        fd, st = safe_open.open_checked(self.path, os.O_WRONLY, safe_open.FIFO_OR_REGULAR,
+                                        single_link=True)
+        if stat.S_ISREG(st.st_mode):
+            try:
+                os.ftruncate(fd, 0)
+            except OSError:
+                os.close(fd)
+                raise
+        return fd
 
     def _write(self) -> None:
         try:

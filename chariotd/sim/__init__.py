@@ -14,7 +14,8 @@ Library API for test suites (all in ``chariotd.sim.simulator``)::
 
 Modules:
 pki             the simulator's CA; server, device and claim certificates; certstore layout
-mosquitto       a real Mosquitto broker configured like IoT Core (TLS, client certs, ACLs)
+mosquitto       a real Mosquitto broker configured like IoT Core (TLS, client certs)
+acl             the broker ACL: devices write request topics and read reply topics only
 topics          shadow / provisioning / tunnel topic names and request-topic parsing
 shadow_service  the Device Shadow service as a pure function: (record, request) -> responses
 provisioning    fleet provisioning: CreateKeysAndCertificate, CreateCertificateFromCsr, RegisterThing

@@ -16,21 +16,7 @@ import subprocess
 import time
 from pathlib import Path
 
-# The simulator's own identity: it may use every topic, $aws included.
-SERVICE_USER = "iotsim"
-
-DEFAULT_ACL = f"""\
-user {SERVICE_USER}
-topic readwrite #
-topic readwrite $aws/#
-
-pattern readwrite $aws/things/%u/#
-pattern readwrite $aws/certificates/#
-pattern readwrite $aws/provisioning-templates/#
-"""
-
-# Devices may publish and subscribe to ordinary topics as well.
-OPEN_ACL = DEFAULT_ACL + "pattern readwrite #\n"
+from chariotd.sim.acl import DEFAULT_ACL, OPEN_ACL, SERVICE_USER  # noqa: F401 (re-exported)
 
 
 def free_port() -> int:
@@ -49,7 +35,7 @@ def mosquitto_binary() -> str:
 
 def render_config(workdir: Path, port: int, cafile, certfile, keyfile, acl_path: Path,
                   message_size_limit: int = 131072, max_packet_size: int = 0,
-                  persistence: bool = False, extra: str = "") -> str:
+                  max_keepalive: int = 0, persistence: bool = False, extra: str = "") -> str:
     user = pwd.getpwuid(os.getuid()).pw_name
     lines = [
         # Running as root, mosquitto would switch to user 'mosquitto' and then fail to
@@ -82,6 +68,8 @@ def render_config(workdir: Path, port: int, cafile, certfile, keyfile, acl_path:
     ]
     if max_packet_size:
         lines.append(f"max_packet_size {max_packet_size}")
+    if max_keepalive:
+        lines.append(f"max_keepalive {max_keepalive}")
     return "\n".join(lines) + "\n" + extra
 
 

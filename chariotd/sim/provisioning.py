@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Tuple
 
 from chariotd.sim import pki
+from chariotd.sim.acl import registered_entries
 from chariotd.sim.log import log
 from chariotd.sim.store import Store
 from chariotd.sim.templates import ParameterError, Template, TemplateError
@@ -59,12 +60,7 @@ def _token_error(message: str) -> ProvisioningError:
 
 def acl_entries(store: Store) -> str:
     """Mosquitto ACL lines giving each registered, active certificate its thing's topics."""
-    lines = []
-    for cert in store.certificates():
-        if cert.get("status") == "ACTIVE" and cert.get("thingName"):
-            lines += [f"user {cert['commonName']}",
-                      f"topic readwrite $aws/things/{cert['thingName']}/#"]
-    return "\n".join(lines) + ("\n" if lines else "")
+    return registered_entries(store.certificates())
 
 
 class Provisioning:

@@ -92,7 +92,14 @@ def handle(record: Optional[ShadowRecord], request: ShadowRequest, payload: byte
             return _delete(record, request, payload, now)
         return _update(record, request, payload, now, options)
     except ShadowError as error:
-        return record, [(request.response("rejected"), error.payload(now))]
+        return record, [(request.response("rejected"), rejection(error, now))]
+
+
+def rejection(error: ShadowError, now: int) -> dict:
+    """The */rejected document. AWS's 404 has no timestamp (the captured one is
+    {"code","message","clientToken"}, IOT_CORE.md §2.3); the documented error format
+    (§2.6) keeps it for the others."""
+    return error.payload(None if error.code == 404 else now)
 
 
 def _not_found(request: ShadowRequest, token: Optional[str]) -> ShadowError:

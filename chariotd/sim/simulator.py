@@ -31,6 +31,14 @@ from chariotd.sim.topics import THING_NAME, shadow_prefix, tunnel_notify_topic
 HOST = "127.0.0.1"
 DEFAULT_PORT = 8883
 CLAIM_CN = "claim"
+# IOT_CORE.md §1: keep-alive above 1200 s (or 0) means 1200 on AWS. Mosquitto tells an
+# MQTT 5 client so in CONNACK, but refuses an MQTT 3.1.1 client asking more, and cannot
+# raise a keep-alive under 30 s (see docs/sim.md).
+MAX_KEEPALIVE = 1200
+# Announced to MQTT 5 clients in CONNACK. A PUBLISH larger than this disconnects the
+# client, so it leaves room for a full 128 KiB payload (message_size_limit) plus topic
+# and properties: 146 KiB.
+MAX_PACKET_SIZE = 149504
 
 
 class ShadowRejected(Exception):
@@ -146,7 +154,8 @@ class Simulator:
         ca = prepare(self.paths.root, self.port)
         self.broker = Mosquitto(self.paths.broker, self.paths.cafile, self.paths.server_cert,
                                 self.paths.root / "server.key", port=self.port,
-                                acl=self._acl())
+                                acl=self._acl(), max_keepalive=MAX_KEEPALIVE,
+                                max_packet_size=MAX_PACKET_SIZE)
         try:
             self.broker.start()
             provisioning = Provisioning(ca, self.store, lambda: load_templates(self.paths.root),

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import logging
 import os
-from stat import S_ISREG
 from typing import Callable, List, Set
 
 from inotify_simple import INotify, flags
+
+from chariotd import safe_open
 
 log = logging.getLogger(__name__)
 
@@ -67,25 +68,11 @@ class ActionDir:
 
     def read(self, name: str, limit: int):
         """(bytes, identity) of new/NAME; identity tells a replaced file from the one read.
-        Raises FileNotFoundError when it is gone, ValueError when over LIMIT bytes or
-        not a regular file (a FIFO or device moved in is never read: it could block)."""
-        fd = os.open(self.path_of(name),
-                     os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
-        try:
-            stat = os.fstat(fd)
-            if not S_ISREG(stat.st_mode):
-                raise ValueError("not a regular file")
-            if stat.st_size > limit:
-                raise ValueError(f"file is {stat.st_size} bytes; at most {limit} are read")
-            chunks = []
-            while True:
-                chunk = os.read(fd, 1 << 20)
-                if not chunk:
-                    break
-                chunks.append(chunk)
-            return b"".join(chunks), (stat.st_ino, stat.st_mtime_ns)
-        finally:
-            os.close(fd)
+        Raises FileNotFoundError when it is gone, safe_open.Refused (an OSError) when it
+        is not a regular file with one link (a FIFO or device moved in could block; a
+        hard link could name a file its writer cannot read) or is over LIMIT bytes."""
+        data, stat = safe_open.read_file(self.path_of(name), limit, single_link=True)
+        return data, (stat.st_ino, stat.st_mtime_ns)
 
     def identity(self, name: str):
         try:

@@ -97,6 +97,7 @@ def test_first_boot_create_keys_outfile_notify_then_connect(sim, daemons, tmp_pa
     assert json.loads(outfile.read_text()) == {
         "thing": THING, "configuration": {"serial": SERIAL, "greeting": "hello"}}
     assert notified.read_text() == "done\n"
+    assert outfile.stat().st_mode & 0o7777 == 0o600  # new: private (issue 12, finding 10)
     assert [t["thingName"] for t in sim.things()] == [THING]
     registered = [c for c in sim.store.certificates() if c["certificateId"] == cert_id]
     assert registered and registered[0]["status"] == "ACTIVE"
@@ -169,6 +170,8 @@ def test_first_boot_by_csr_key_made_on_the_device(sim, daemons, tmp_path):
 
     store = empty_certstore(tmp_path, sim)
     outfile = tmp_path / "provisioned.rc"
+    outfile.write_text("")
+    outfile.chmod(0o4640)  # kept, 07000 dropped (issue 12, finding 10)
     config = write_config(tmp_path, sim, csr=True, outfile=str(outfile), outformat="SHELL")
     daemon = daemons(args(sim, store, config), tmp_path)
     assert daemon.wait_exit(20) == 0
@@ -180,6 +183,7 @@ def test_first_boot_by_csr_key_made_on_the_device(sim, daemons, tmp_path):
     assert isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name == "secp256r1"
     assert outfile.read_text() == ("configuration_greeting='hello'\n"
                                    f"configuration_serial='{SERIAL}'\nthing='{THING}'\n")
+    assert outfile.stat().st_mode & 0o7777 == 0o640
     assert_no_secrets(log, sim)
     use_shadow(daemons, sim, store, tmp_path)
 

@@ -34,6 +34,8 @@ class Device:
                             keyfile=str(keyfile))
         self.client.on_connect = lambda *a: self.connected.set()
         self.client.on_message = self._on_message
+        self.acks = {}  # mid -> the PUBACK's reason code (MQTT 5)
+        self.client.on_publish = self._on_publish
         self.client.connect("127.0.0.1", sim.port, keepalive=30)
         self.client.loop_start()
         assert self.connected.wait(10), "device did not connect"
@@ -43,6 +45,16 @@ class Device:
         cert_dir = next(p for p in Path(certstore).iterdir() if p.is_dir())
         return cls(sim, cert_dir / f"{cert_dir.name}-certificate.pem.crt",
                    cert_dir / f"{cert_dir.name}-private.pem.key", client_id)
+
+    def _on_publish(self, client, userdata, mid, reason_code, properties):
+        with self.lock:
+            self.acks[mid] = reason_code
+
+    def puback(self, info) -> "mqtt.ReasonCode":
+        """The PUBACK reason code the broker gave the publish INFO."""
+        got = wait_until(lambda: info.mid in self.acks and [self.acks[info.mid]], 10,
+                         message=f"the PUBACK of message {info.mid}")
+        return got[0]
 
     def _on_message(self, client, userdata, message):
         with self.lock:

@@ -92,10 +92,11 @@ def test_device_reaches_only_its_own_thing(sim, devices):
 
 
 def test_responses_do_not_loop(sim, devices):
-    """§5.3: the service answers only request topics, never its own responses."""
+    """§5.3: the service answers only request topics, never its own responses (a reply
+    topic is the service's own: devices may not publish there, so the cloud side does)."""
     dev = devices("dev1")
     dev.subscribe(f"{P}/#")
-    dev.publish(f"{P}/update/accepted", {"state": {"reported": {"a": 1}}})
+    sim.publish(f"{P}/update/accepted", {"state": {"reported": {"a": 1}}})
     dev.publish(f"{P}/update", {"state": {"reported": {"a": 2}}})
     dev.wait_json(f"{P}/update/documents")
     assert [m.topic for m in dev.received()].count(f"{P}/update/accepted") == 2  # own + answer

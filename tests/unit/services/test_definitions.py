@@ -313,7 +313,8 @@ def test_directory_skips_bad_files_and_loads_the_rest(tmp_path):
     assert errors == [
         (str(tmp_path / "b.js"), JS_VALIDATE_REFUSED),
         (str(tmp_path / "c.json"), "missing key 'notifycmd'"),
-        (str(tmp_path / "e.js"), "not a regular file"),
+        (str(tmp_path / "e.js"),
+         "not a regular file: a symbolic link (definitions are not read through links)"),
     ]
 
 
@@ -343,7 +344,9 @@ def test_first_definition_of_a_key_in_filename_order_wins(tmp_path):
     ]
 
 
-def test_symlinked_definitions_load(tmp_path):
+def test_symlinked_definitions_are_not_followed(tmp_path):
+    # A link's target may sit where others write (tests/unit/services/
+    # test_definition_modes.py); the directory itself may be reached through one.
     target = tmp_path / "elsewhere"
     target.mkdir()
     (target / "real.js").write_text(README_EXAMPLE)
@@ -351,6 +354,10 @@ def test_symlinked_definitions_load(tmp_path):
     services.mkdir()
     (services / "firmware.js").symlink_to(target / "real.js")
     loaded, errors = load_directory(services)
+    assert loaded == [] and errors == [(str(services / "firmware.js"), "not a regular file: "
+                                        "a symbolic link (definitions are not read through links)")]
+    (tmp_path / "linked").symlink_to(target)
+    loaded, errors = load_directory(tmp_path / "linked")
     assert [d.key for d in loaded] == ["firmware"] and errors == []
 
 

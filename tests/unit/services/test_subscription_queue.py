@@ -2,8 +2,9 @@
 beyond that new messages are dropped and counted."""
 
 import logging
+import os
 
-from chariotd.services import subscriptions
+from chariotd import safe_open
 from chariotd.services.subscriptions import QUEUE_LIMIT, Subscriptions, _Subscription
 
 
@@ -57,4 +58,4 @@ def test_only_matching_subscriptions_get_a_message(tmp_path):
     assert not subs.deliver("a", b"parent")  # AWS: a/# does not match a
     assert subs.deliver("a/b", b"hello")
     assert target.read_bytes() == b"hello"
-    assert subscriptions.WRITE_FLAGS & subscriptions.os.O_NONBLOCK
+    assert safe_open.OPEN_FLAGS & os.O_NONBLOCK and safe_open.OPEN_FLAGS & os.O_NOFOLLOW

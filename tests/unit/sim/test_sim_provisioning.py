@@ -85,7 +85,7 @@ def test_create_keys_and_register(prov, ca):
     record = prov.store.load_certificate(created["certificateId"])
     assert (record["status"], record["thingName"]) == ("ACTIVE", "sim-42")
     assert prov.registered[0]["certificateId"] == created["certificateId"]
-    assert f"user {record['commonName']}\ntopic readwrite $aws/things/sim-42/#" in \
+    assert f"user {record['commonName']}\ntopic write $aws/things/sim-42/shadow/get\n" in \
         acl_entries(prov.store)
     assert prov.store.load_thing("sim-42")["certificates"] == [created["certificateId"]]
 

@@ -1,0 +1,91 @@
+"""Log lines: every control character in a message or an argument is escaped, so one
+event is one line whatever the input (file names, topics, a command's stderr)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import sys
+import unicodedata
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from chariotd import log
+from chariotd.log import RoleFormatter, escape_controls
+from chariotd.sim import log as sim_log
+
+ESCAPED_CATEGORIES = {"Cc", "Cf", "Cs", "Zl", "Zp"}
+
+
+def is_control(char: str) -> bool:
+    return unicodedata.category(char) in ESCAPED_CATEGORIES
+
+
+def record(message, *args, level=logging.INFO, exc_info=None) -> logging.LogRecord:
+    return logging.LogRecord("chariotd.test", level, __file__, 1, message, args, exc_info)
+
+
+def test_every_control_character_of_unicode_is_escaped():
+    controls = [chr(c) for c in range(sys.maxunicode + 1) if is_control(chr(c))]
+    assert len(controls) > 2000  # C0, C1, the surrogates, the format characters
+    escaped = escape_controls("".join(controls))
+    assert escaped.isascii() and escaped.isprintable()
+    # Nothing else is touched: letters, spaces, emoji, backslashes, quotes.
+    plain = "".join(chr(c) for c in range(0x20, 0x3000) if not is_control(chr(c)))
+    assert escape_controls(plain + "😀 \\x1b '\"") == plain + "😀 \\x1b '\""
+
+
+def test_escapes_are_readable():
+    assert escape_controls("a\rb\nc\td") == "a\\rb\\nc\\td"
+    assert escape_controls("\x1b[2J\x00\x7f\x85") == "\\x1b[2J\\x00\\x7f\\x85"
+    assert escape_controls("x\u2028y\u202ez\udcff") == "x\\u2028y\\u202ez\\udcff"
+    assert escape_controls("\U000e0041") == "\\U000e0041"
+
+
+@given(st.text(), st.text(), st.sampled_from([logging.DEBUG, logging.INFO, logging.WARNING,
+                                              logging.ERROR]), st.booleans())
+def test_any_message_and_argument_is_one_line_without_controls(message, argument, level,
+                                                               journal):
+    line = RoleFormatter("watch /x", journal).format(
+        record(message.replace("%", "%%") + " %s", argument, level=level))
+    assert len(line.splitlines()) == 1 and "\n" not in line
+    assert not any(is_control(c) for c in line)
+    assert line.startswith("<" if journal else "watch /x: ")
+
+
+def test_journal_prefix_is_kept():
+    line = RoleFormatter("link", True).format(record("file %s", "\x1b\r", level=logging.ERROR))
+    assert line == "<3>link: error: file \\x1b\\r"
+
+
+def test_a_traceback_is_folded_into_the_same_line():
+    try:
+        raise ValueError("bad\r\nname\x1b")
+    except ValueError:
+        info = sys.exc_info()
+    line = RoleFormatter("applier", False).format(
+        record("failed on %s", "f\u2028", level=logging.ERROR, exc_info=info))
+    assert "\n" not in line and "\r" not in line and "\x1b" not in line
+    assert line.startswith("applier: error: failed on f\\u2028 | Traceback")
+    assert line.endswith("ValueError: bad\\r | name\\x1b")  # its own lines folded
+
+
+def test_setup_routes_escaped_lines_to_stderr(capfd):
+    log.setup("watch /u")
+    try:
+        logging.getLogger("chariotd.x").warning("file %s moved", "a\rb\x1b]0;t\x07")
+    finally:
+        logging.getLogger().handlers.clear()
+    assert capfd.readouterr().err == "watch /u: warning: file a\\rb\\x1b]0;t\\x07 moved\n"
+
+
+@given(st.text())
+def test_the_simulators_log_is_one_line_too(text):
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        sim_log.log(f"topic {text}")
+    out = err.getvalue()
+    assert out.endswith("\n") and out.count("\n") == 1
+    assert not any(is_control(c) for c in out[:-1])
