@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from typing import Dict, Optional
 
 from chariotd import formats
+from chariotd.formats import FormatError
+from chariotd.formats.json import ENVELOPE_DEPTH, MAX_DEPTH, load as load_json
 from chariotd.shadow.values import deeper_than
 
 # AWS: provisioning template names are 1-36 of [0-9A-Za-z_-].
@@ -30,7 +32,9 @@ TEMPLATE_RE = re.compile(r"^[0-9A-Za-z_-]{1,36}$")
 CERTIFICATE_ID_RE = re.compile(r"^[0-9A-Za-z]{1,128}$")
 OUTFORMATS = ("JSON", "SHELL")  # PLAINTEXT cannot hold the result (an object)
 MAX_CONFIG = 1 << 20
-MAX_CONFIGURATION_DEPTH = 32  # of a RegisterThing deviceConfiguration (AWS's is flat)
+# A RegisterThing deviceConfiguration (AWS's is flat) goes into the outfile under
+# `configuration`, one level down: it nests at most MAX_DEPTH - 1 levels.
+MAX_CONFIGURATION_DEPTH = MAX_DEPTH - 1
 
 CREATE = "$aws/certificates/create/json"
 CREATE_FROM_CSR = "$aws/certificates/create-from-csr/json"
@@ -78,11 +82,9 @@ def parse(text: str) -> FleetProv:
     """The configuration in TEXT, or FleetProvError saying what is wrong (one line).
     Keys we do not know are ignored, as the original daemon did."""
     try:
-        doc = json.loads(text)
-    except ValueError as error:
+        doc = load_json(text)
+    except FormatError as error:
         raise FleetProvError(f"not valid JSON: {error}") from None
-    except RecursionError:
-        raise FleetProvError("not valid JSON: nested too deeply") from None
     if not isinstance(doc, dict):
         raise FleetProvError("must be a JSON object")
     claimstore = _string(doc, "claimstore", True)
@@ -148,9 +150,9 @@ class Registered:
 
 def _json_object(payload: bytes, what: str) -> dict:
     try:
-        doc = json.loads(payload.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        raise FleetProvError(f"{what}: the response is not JSON") from None
+        doc = load_json(payload, envelope=ENVELOPE_DEPTH)  # a document carrying a value
+    except FormatError as error:
+        raise FleetProvError(f"{what}: the response is not JSON ({error})") from None
     if not isinstance(doc, dict):
         raise FleetProvError(f"{what}: the response is not a JSON object")
     return doc
@@ -199,8 +201,8 @@ def parse_registered(payload: bytes) -> Registered:
 def describe_rejection(payload: bytes) -> str:
     """`statusCode errorCode: errorMessage` of a */rejected payload (or what it was)."""
     try:
-        doc = json.loads(payload.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError, RecursionError):
+        doc = load_json(payload)
+    except FormatError:
         return "(the rejection is not JSON)"
     if not isinstance(doc, dict):
         return "(the rejection is not a JSON object)"

@@ -12,10 +12,11 @@ repeats the value.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from chariotd.formats import FormatError
+from chariotd.formats.json import load as load_json
 from chariotd.record import Record
 
 NOTIFY_TOPIC = "$aws/things/{thing}/tunnels/notify"
@@ -57,8 +58,8 @@ def notify_topic(thing: str) -> str:
 
 def _object(data: bytes) -> dict:
     try:
-        document = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
+        document = load_json(data)
+    except FormatError:
         raise BadTunnelRequest("not JSON") from None
     if not isinstance(document, dict):
         raise BadTunnelRequest("not a JSON object")

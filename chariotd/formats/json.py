@@ -5,6 +5,9 @@ sorted), 2-space indent, `": "` after keys, non-ASCII characters written as they
 are (UTF-8, not `\\u` escapes), one trailing newline. Floats with an integral
 value are written as integers (`1`, not `1.0`), as JavaScript prints them.
 
+At most MAX_DEPTH levels (chariotd.shadow.values), both ways: what `stringify`
+writes, `parse` reads back, and `load` is the one loader of outside JSON.
+
 `null` cannot be stored: the shadow uses it to delete a key. Object members
 whose value is null are left out (as the original chariotd did); a null value
 at the top level is refused. NaN and Infinity are not JSON and are refused both
@@ -16,40 +19,83 @@ from __future__ import annotations
 import json as _json
 import math
 
-from chariotd.shadow.values import deeper_than
+from typing import Union
+
+from chariotd.shadow.values import ENVELOPE_DEPTH, MAX_DEPTH, deeper_than
 
 from .errors import FormatError
 
 NAME = "JSON"
 
-# A device shadow nests at most 6 to 8 levels (IOT_CORE.md section 2.7); a value
-# nested deeper than this is refused, so that no hostile file can exhaust the stack
-# of the code that walks the value afterwards.
-MAX_DEPTH = 32
+__all__ = ["ENVELOPE_DEPTH", "MAX_DEPTH", "NAME", "load", "parse", "stringify"]
 
 # JavaScript prints integral numbers below 1e21 without a fraction or exponent.
 _JS_PLAIN_INTEGER_LIMIT = 1e21
 
 
 def _refuse_constant(name: str) -> object:
-    raise FormatError(f"JSON: {name} is not a JSON number")
+    raise FormatError(f"{name} is not a JSON number")
+
+
+# One decoder for every call (json.loads with options would build one per call).
+_DECODER = _json.JSONDecoder(parse_constant=_refuse_constant)
+
+
+def load(data: Union[bytes, str], envelope: int = 0) -> object:
+    """The one loader of JSON from outside (files, the cloud, commands' output).
+
+    DATA: UTF-8 bytes or text holding one strict JSON document (no NaN or Infinity).
+    The value nests at most MAX_DEPTH levels, plus ENVELOPE levels for a document
+    that carries a value inside it (ENVELOPE_DEPTH for a shadow document, 1 for a
+    message file). Raises FormatError with a one-line reason without a prefix
+    (callers say what they were reading): never RecursionError or another ValueError.
+    """
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        try:
+            data = bytes(data).decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise FormatError(f"not UTF-8 text (byte {error.start})") from None
+    elif not isinstance(data, str):
+        raise FormatError(f"JSON is read from text, not {type(data).__name__}")
+    try:
+        value = _DECODER.decode(data)
+    except FormatError:  # NaN or Infinity
+        raise
+    except ValueError as error:  # JSONDecodeError, or more digits than Python converts
+        raise FormatError(str(error)) from None
+    except RecursionError:
+        raise FormatError("nested too deeply") from None
+    limit = MAX_DEPTH + envelope
+    if deeper_than(value, limit):
+        raise FormatError(f"nested deeper than {limit} levels")
+    return value
 
 
 def parse(text: str) -> object:
-    """Return the value in TEXT; FormatError if TEXT is not one JSON document."""
+    """Return the value in TEXT; FormatError if TEXT is not one JSON document of at
+    most MAX_DEPTH levels."""
     if not isinstance(text, str):
         raise FormatError(f"JSON reads text, not {type(text).__name__}")
     try:
-        value = _json.loads(text, parse_constant=_refuse_constant)
-    except _json.JSONDecodeError as e:
-        raise FormatError(f"JSON: {e}") from None
-    except ValueError as e:  # an integer of more digits than Python converts
-        raise FormatError(f"JSON: {e}") from None
-    except RecursionError:
-        raise FormatError("JSON: nested too deeply") from None
+        return load(text)
+    except FormatError as error:
+        raise FormatError(f"JSON: {error}") from None
+
+
+def read_held(text: str) -> object:
+    """What TEXT holds, compared with `held` of a value (by `values_equal`)."""
+    return parse(text)
+
+
+def held(value: object) -> object:
+    """What a JSON outfile holds for VALUE, as `parse` reads it back (nulls left out,
+    integral floats as ints); compared with `values_equal`. FormatError when JSON
+    cannot hold VALUE."""
+    if value is None:
+        raise FormatError("JSON: the value is null, which the shadow uses for deletion")
     if deeper_than(value, MAX_DEPTH):
-        raise FormatError(f"JSON: nested deeper than {MAX_DEPTH} levels")
-    return value
+        raise FormatError(f"JSON: the value is nested deeper than {MAX_DEPTH} levels")
+    return _prepare(value, "value")
 
 
 def _prepare(value: object, where: str) -> object:
@@ -81,10 +127,10 @@ def _prepare(value: object, where: str) -> object:
 
 def stringify(value: object) -> str:
     """VALUE as JSON text in the layout described in the module docstring."""
-    if value is None:
-        raise FormatError("JSON: the value is null, which the shadow uses for deletion")
-    text = _json.dumps(_prepare(value, "value"), indent=2, ensure_ascii=False,
-                       allow_nan=False) + "\n"
+    try:
+        text = _json.dumps(held(value), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    except ValueError as error:  # an integer of more digits than Python converts
+        raise FormatError(f"JSON: {error}") from None
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:

@@ -27,3 +27,12 @@ def stringify(value: object) -> str:
         raise FormatError("PLAINTEXT: the value holds a lone surrogate, not writable as "
                           "UTF-8") from None
     return value
+
+
+def held(value: object) -> str:
+    """What a PLAINTEXT outfile holds for VALUE: the string itself."""
+    return stringify(value)
+
+
+def read_held(text: str) -> str:
+    return parse(text)

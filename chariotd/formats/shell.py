@@ -14,9 +14,11 @@ Writing (`stringify`), as the original chariotd README shows:
   we write `'it'\\''s'` (close, escaped quote, reopen).
 
 Refused with FormatError, never written: a top-level value that is not an
-object, keys that are not shell names (`[A-Za-z_][A-Za-z0-9_]*` per level), names
-the shell itself gives a meaning to (`PATH`, `IFS`, `PS4`, `BASH_ENV`, `LD_*` ...,
-see RESERVED_NAMES), two keys flattening to the same name, NUL characters and
+object, a value nested deeper than MAX_DEPTH, keys that are not shell names
+(`[A-Za-z_][A-Za-z0-9_]*` per level), names the shell or the programs a sourcing
+script starts give a meaning to (`PATH`, `IFS`, `PS4`, `BASH_ENV`, `LD_*`,
+`GCONV_PATH`, `PYTHONPATH`, `NODE_OPTIONS`, `TMPDIR` ..., see RESERVED_NAMES),
+two keys flattening to the same name, NUL characters and
 lone surrogates in values, NaN and infinities, arrays holding null, arrays or
 objects. Inside single quotes nothing is special to sh or bash, so the output
 runs nothing whatever the values hold.
@@ -31,7 +33,10 @@ objects, `'true'`/`'false'` as booleans, a value spelled exactly as `stringify`
 prints a number as that number, anything else as a string (an empty value is
 the empty string, never null). `parse_assignments` gives the flat view instead:
 each name with its string, or list of strings for an array, exactly as a shell
-sees them. Where a statement reads both the shell's way and the original's `\\'`
+sees them. A SHELL file holds no nesting, so the file is compared in that flat
+form (`held(value)` against `read_held(text)`): `server` and `server_port` are two
+ordinary names, written and read back whatever nesting `parse` guesses for them.
+Where a statement reads both the shell's way and the original's `\\'`
 way, the shell's way wins, so everything `stringify` writes reads back exactly.
 """
 
@@ -42,6 +47,8 @@ import re
 from decimal import Decimal
 from typing import Dict, List, Tuple, Union
 
+from chariotd.shadow.values import MAX_DEPTH, deeper_than
+
 from .errors import FormatError
 
 NAME = "SHELL"
@@ -50,10 +57,11 @@ ShellValue = Union[str, List[str]]
 
 KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
-# Variables that sh or bash give a meaning to: setting them from a sourced file
-# would change how the sourcing script runs (PATH, IFS, PS4 under `set -x`,
-# ENV/BASH_ENV/LD_PRELOAD once exported), fail because they are read-only
-# (aborting the script), or not read back (RANDOM, SECONDS, LINENO, `_`).
+# Names a SHELL outfile never sets, defined once. Outfiles are sourced by scripts,
+# often after `set -a`, and read as systemd `EnvironmentFile=`s, so a name that any
+# shell, loader or interpreter reads from its variables or environment would let
+# whoever controls a value (the cloud, or the owner of an update file) change how
+# the sourcing script or the programs it starts run, as root. Families:
 RESERVED_NAMES = frozenset("""
     _ BASHOPTS BASHPID CDPATH COMPREPLY COPROC DIRSTACK ENV EPOCHREALTIME
     EPOCHSECONDS EUID EXECIGNORE FUNCNAME FUNCNEST GLOBIGNORE GROUPS HISTCMD
@@ -61,8 +69,36 @@ RESERVED_NAMES = frozenset("""
     MAPFILE OLDPWD OPTARG OPTERR OPTIND PATH PIPESTATUS POSIXLY_CORRECT PPID
     PROMPT_COMMAND PS0 PS1 PS2 PS3 PS4 PWD RANDOM REPLY SECONDS SHELL SHELLOPTS
     SHLVL SRANDOM TIMEFORMAT TMOUT UID histchars
+""".split()) | frozenset("""
+    GCONV_PATH GETCONF_DIR HOSTALIASES LANGUAGE LOCALDOMAIN LOCPATH NIS_PATH NLSPATH
+    RESOLV_HOST_CONF RES_OPTIONS TZ TZDIR
+    PERL5LIB PERL5OPT PERLLIB PERLIO PERL5DB CLASSPATH JAVA_TOOL_OPTIONS
+    _JAVA_OPTIONS JDK_JAVA_OPTIONS RUBYLIB RUBYOPT PHPRC PHP_INI_SCAN_DIR TCLLIBPATH
+    TMPDIR TMP TEMP TEMPDIR SSL_CERT_FILE SSL_CERT_DIR OPENSSL_CONF OPENSSL_ENGINES
+    CURL_CA_BUNDLE REQUESTS_CA_BUNDLE EDITOR VISUAL PAGER BROWSER TERMINFO
+    http_proxy https_proxy ftp_proxy all_proxy no_proxy
+    HTTP_PROXY HTTPS_PROXY FTP_PROXY ALL_PROXY NO_PROXY
+    NOTIFY_SOCKET LISTEN_FDS LISTEN_PID LISTEN_FDNAMES WATCHDOG_USEC WATCHDOG_PID
+    CREDENTIALS_DIRECTORY INVOCATION_ID
 """.split())
-RESERVED_PREFIXES = ("BASH_", "COMP_", "LC_", "LD_", "READLINE_")
+# Name families, by prefix:
+RESERVED_PREFIXES = (
+    "BASH_", "COMP_", "READLINE_",  # bash's own (BASH_ENV runs a file; BASH_FUNC_ defines functions)
+    "LC_",                          # locale: LC_ALL and friends load locale files, change parsing
+    "LD_", "MALLOC_", "GLIBC_",     # the dynamic loader and libc tunables: LD_PRELOAD, LD_LIBRARY_PATH
+    "PYTHON", "NODE_", "NPM_CONFIG_", "LUA_", "RUBY", "GEM_", "BUNDLE_",  # interpreters'
+    "PERL", "JAVA_", "DOTNET_", "COMPlus_", "GIT_",  # startup hooks, module paths, options
+    "XDG_", "DBUS_", "SYSTEMD_",    # where programs find config, sockets, units
+    "SSH_", "GPG_", "KRB5",         # credential agents and their config
+)
+# (ENV, BASH_ENV, PS4, PROMPT_COMMAND run code in the shell; PATH, IFS, CDPATH,
+# SHELLOPTS, POSIXLY_CORRECT change how it parses and finds commands; read-only
+# or special names such as UID, RANDOM, LINENO and `_` abort the script or are not
+# read back; GCONV_PATH, LOCPATH, NLSPATH, HOSTALIASES, RES_OPTIONS, TZ make libc
+# load files of the writer's choosing; PERL5OPT, NODE_OPTIONS, PYTHONPATH,
+# JAVA_TOOL_OPTIONS, RUBYOPT and the like run code in any interpreter started
+# afterwards; TMPDIR and the proxies redirect files and traffic; NOTIFY_SOCKET and
+# LISTEN_* speak for systemd.)
 
 
 def is_reserved(name: str) -> bool:
@@ -114,6 +150,8 @@ def _typed(text: str) -> Union[str, bool, int, float]:
     if text == "false":
         return False
     if _INT_RE.match(text):
+        if len(text) > 400:  # no double prints this long; int() would refuse 4300+ digits
+            return text
         number = int(text)
         if str(number) != text:
             return text
@@ -129,15 +167,20 @@ def _typed(text: str) -> Union[str, bool, int, float]:
 
 # ---------------------------------------------------------------- writing
 
-def quote(text: str) -> str:
-    """TEXT in single quotes, a single quote written as '\\''."""
+def _writable(text: str) -> str:
+    """TEXT, which a SHELL file can hold: no NUL, no lone surrogate."""
     if "\0" in text:
         raise FormatError("SHELL: a value holds a NUL character, which no shell variable can hold")
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
         raise FormatError("SHELL: a value holds a lone surrogate, not writable as UTF-8") from None
-    return "'" + text.replace("'", "'\\''") + "'"
+    return text
+
+
+def quote(text: str) -> str:
+    """TEXT in single quotes, a single quote written as '\\''."""
+    return "'" + _writable(text).replace("'", "'\\''") + "'"
 
 
 def _scalar(value: object, where: str) -> str:
@@ -146,7 +189,7 @@ def _scalar(value: object, where: str) -> str:
     if isinstance(value, (int, float)):
         return js_number(value)
     if isinstance(value, str):
-        return value
+        return _writable(value)
     raise FormatError(f"SHELL: {where} is a {type(value).__name__}, "
                       "SHELL holds strings, numbers, booleans, arrays of them and objects")
 
@@ -155,6 +198,8 @@ def flatten(value: object) -> Dict[str, ShellValue]:
     """The shell variables VALUE becomes: name -> string, or list of strings for an array."""
     if not isinstance(value, dict):
         raise FormatError(f"SHELL writes an object, not a {type(value).__name__}")
+    if deeper_than(value, MAX_DEPTH):
+        raise FormatError(f"SHELL: the value is nested deeper than {MAX_DEPTH} levels")
     out: Dict[str, ShellValue] = {}
     _flatten_into(out, value, "")
     return out
@@ -172,7 +217,8 @@ def _flatten_into(out: Dict[str, ShellValue], obj: dict, prefix: str) -> None:
             _flatten_into(out, member, name + "_")
             continue
         if is_reserved(name):
-            raise FormatError(f"SHELL: {name} is a variable the shell itself uses; refusing to set it")
+            raise FormatError(f"SHELL: {name} is a variable the shell itself uses or that "
+                              "changes how programs run; refusing to set it")
         if name in out:
             raise FormatError(f"SHELL: two keys flatten to the same name {name}")
         if isinstance(member, (list, tuple)):
@@ -426,33 +472,61 @@ def _statements(reader: _Reader) -> List[Tuple[str, ShellValue]]:
 _LEVEL_SEPARATOR = re.compile(r"(?<=[^_])_(?=.)", re.S)
 
 
-MAX_LEVELS = 32  # as formats.json.MAX_DEPTH
 WORK_PER_CHAR = 8  # characters scanned per character of text, at most (see _statements)
 
 
 def split_name(name: str) -> List[str]:
-    """The object levels a flattened NAME stands for."""
-    return _LEVEL_SEPARATOR.split(name)
+    """The object levels a flattened NAME stands for. A part that is no key of its
+    own (`0` in `_0_0`: a level starts with a letter or `_`) stays with the one before."""
+    levels: List[str] = []
+    for part in _LEVEL_SEPARATOR.split(name):
+        if levels and not KEY_RE.match(part):
+            levels[-1] += "_" + part
+        else:
+            levels.append(part)
+    return levels
+
+
+def held(value: object) -> Dict[str, ShellValue]:
+    """What a SHELL outfile holds for VALUE, in the form `read_held` reads it back:
+    the flat variables (a SHELL file holds no nesting, so two values that flatten
+    alike are the same file). FormatError when no SHELL outfile can hold VALUE."""
+    return flatten(value)
+
+
+def read_held(text: str) -> Dict[str, ShellValue]:
+    """The flat variables TEXT holds: compared with `held` of a value."""
+    return parse_assignments(text)
+
+
+def unflatten(variables: Dict[str, ShellValue]) -> dict:
+    """A value that flattens to VARIABLES: names split at `_` into nested objects as
+    the original chariotd read them, strings typed back (`_typed`). Never fails:
+    where the split would clash with a name already placed (`server` and
+    `server_port`, sorted so the shorter comes first), the rest of the name stays
+    one key (`{"server": .., "server_port": ..}`), and a name is split into at most
+    MAX_DEPTH - 1 levels, so the value nests at most MAX_DEPTH levels (arrays
+    included). `flatten(unflatten(v)) == v` for every v read from text."""
+    out: dict = {}
+    for name in sorted(variables):
+        value = variables[name]
+        levels = split_name(name)
+        if len(levels) >= MAX_DEPTH:
+            levels[MAX_DEPTH - 2:] = ["_".join(levels[MAX_DEPTH - 2:])]
+        node, i = out, 0
+        while i < len(levels) - 1:
+            child = node.get(levels[i])
+            if child is None:
+                child = node[levels[i]] = {}
+            elif not isinstance(child, dict):  # a value already: the rest stays flat here
+                break
+            node, i = child, i + 1
+        node["_".join(levels[i:])] = (
+            [_typed(item) for item in value] if isinstance(value, list) else _typed(value))
+    return out
 
 
 def parse(text: str) -> dict:
-    """TEXT read back into a value: nested objects, booleans and numbers restored.
-    A name of more than MAX_LEVELS levels is refused (a shadow nests far less)."""
-    out: dict = {}
-    for name, value in parse_assignments(text).items():
-        levels = split_name(name)
-        if len(levels) > MAX_LEVELS:
-            raise FormatError(f"SHELL: {name[:40]}... has more than {MAX_LEVELS} levels")
-        node = out
-        for i, level in enumerate(levels[:-1]):
-            child = node.setdefault(level, {})
-            if not isinstance(child, dict):
-                raise FormatError(f"SHELL: {name} needs {'_'.join(levels[:i + 1])} "
-                                  "to be an object, but it is assigned a value")
-            node = child
-        leaf = levels[-1]
-        if isinstance(node.get(leaf), dict):
-            raise FormatError(f"SHELL: {name} is assigned a value, "
-                              "but other names use it as an object")
-        node[leaf] = [_typed(item) for item in value] if isinstance(value, list) else _typed(value)
-    return out
+    """TEXT read back into a value (see `unflatten`): nested objects, booleans and
+    numbers restored as the original chariotd did, where the names allow it."""
+    return unflatten(parse_assignments(text))

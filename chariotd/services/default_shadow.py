@@ -9,11 +9,10 @@ import logging
 from typing import Any, Callable
 
 from chariotd.cli import ThingShadow
-from chariotd.formats.json import MAX_DEPTH
-from chariotd.shadow.values import deeper_than
+from chariotd.formats import FormatError
+from chariotd.formats.json import load as load_json
 from chariotd.spawn import shown
 from chariotd.spawn import Result, Spawner
-from chariotd.watchers.message_file import BadMessage, decode_json
 
 log = logging.getLogger(__name__)
 
@@ -37,20 +36,15 @@ class DefaultShadow:
                 seed({})
                 return
             try:
-                document = decode_json(result.stdout)
-            except BadMessage as error:
-                log.error("%s: default shadow command output is %s; creating an empty "
-                          "shadow", self.target, error)
+                document = load_json(result.stdout, envelope=1)  # {key: value, ...}
+            except FormatError as error:
+                log.error("%s: default shadow command output is not usable JSON (%s); "
+                          "creating an empty shadow", self.target, error)
                 seed({})
                 return
             if not isinstance(document, dict):
                 log.error("%s: default shadow command output is not a JSON object; "
                           "creating an empty shadow", self.target)
-                seed({})
-                return
-            if deeper_than(document, MAX_DEPTH):
-                log.error("%s: default shadow command output is nested deeper than %d "
-                          "levels; creating an empty shadow", self.target, MAX_DEPTH)
                 seed({})
                 return
             seed(document)

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import errno
 import inspect
-import json
 import math
 import os
 import stat
@@ -36,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from .. import formats
+from ..formats.json import load as load_json
 from .jsmodule import JSModuleError, read_exported_object
 
 DEFAULT_INFORMAT = "JSON"
@@ -310,11 +310,9 @@ def _fields_from_js(text: str) -> Dict[str, Any]:
 
 def _fields_from_json(text: str) -> Dict[str, Any]:
     try:
-        fields = json.loads(text)
-    except ValueError as e:
+        fields = load_json(text)
+    except formats.FormatError as e:
         raise DefinitionError(f"not valid JSON: {e}") from None
-    except RecursionError:
-        raise DefinitionError("not valid JSON: nested too deeply") from None
     if not isinstance(fields, dict):
         raise DefinitionError(f"must hold a JSON object, not {_type_name(fields)}")
     return fields

@@ -14,6 +14,8 @@ from typing import List, Tuple
 
 import json5
 
+from chariotd.shadow.values import MAX_DEPTH, deeper_than
+
 
 class JSModuleError(ValueError):
     """The file is not a CommonJS module exporting a plain object literal.
@@ -140,6 +142,8 @@ def read_exported_object(text: str) -> dict:
             raise JSModuleError(f"{', '.join(functions)}: JavaScript functions cannot run "
                                 "here", functions) from None
         raise JSModuleError(f"the exported object is not a plain object literal: {e}") from None
+    if deeper_than(value, MAX_DEPTH):  # the one limit of chariotd.shadow.values
+        raise JSModuleError(f"the exported object is nested deeper than {MAX_DEPTH} levels")
     if not isinstance(value, dict):  # pragma: no cover - the text starts with {
         raise JSModuleError("module.exports must be an object")
     return value

@@ -26,15 +26,11 @@ from chariotd.services.service import Service
 from chariotd.services.shadow_sync import ShadowSync
 from chariotd.services.subscriptions import Subscriptions
 from chariotd.services.tunnels import Tunnels
-from chariotd.shadow.values import deeper_than, has_null_in_array
+from chariotd.formats.json import ENVELOPE_DEPTH, load as load_json
+from chariotd.shadow.values import has_null_in_array
 from chariotd.spawn import Spawner
-from chariotd.watchers.message_file import BadMessage, decode_json
 
 log = logging.getLogger(__name__)
-
-# A shadow response nests a few levels around state that AWS holds to 6-8 levels
-# (IOT_CORE.md 2.7); anything deeper is hostile and ignored before any code walks it.
-MAX_DOCUMENT_DEPTH = 40
 
 
 def load_services(config: Config, notifier) -> Dict[ThingShadow, Dict[str, Service]]:
@@ -113,18 +109,16 @@ class Applier:
         if sync is None:
             return
         try:
-            document = decode_json(response.payload)
-        except BadMessage as error:
+            # A shadow document wraps the values ENVELOPE_DEPTH levels deep; anything
+            # deeper is hostile and ignored before any code walks it.
+            document = load_json(response.payload, envelope=ENVELOPE_DEPTH)
+        except FormatError as error:
             log.warning("%s: ignored a shadow %s/%s message: %s", sync, response.action,
                         response.status, error)
             return
         if not isinstance(document, dict):
             log.warning("%s: ignored a shadow %s/%s message that is not an object", sync,
                         response.action, response.status)
-            return
-        if deeper_than(document, MAX_DOCUMENT_DEPTH):
-            log.warning("%s: ignored a shadow %s/%s message nested deeper than %d levels",
-                        sync, response.action, response.status, MAX_DOCUMENT_DEPTH)
             return
         if has_null_in_array(document.get("state")):  # no shadow can hold one
             log.warning("%s: ignored a shadow %s/%s message with a null in an array", sync,

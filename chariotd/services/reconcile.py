@@ -2,16 +2,26 @@
 outfile text to write, whether to notify, and the patch to report.
 
 The service's current configuration is its outfile (the outfile wins over the
-shadow's reported value). With `outkeys`, the outfile holds only those subkeys, so
-the rest comes from the shadow's reported value. A `/dev/null` outfile is never read
-or written: the reported value is the configuration. An ephemeral service keeps
-nothing: a change only runs its notify command.
+shadow's reported value). An outfile is compared in the form its format holds
+(`held`: SHELL's flat variables, JSON's value without nulls, PLAINTEXT's string),
+never through a guess of what it was written from: when it holds what the reported
+value would write, it stands for the reported value itself (so `server` and
+`server_port` in a SHELL file stay what the shadow says); otherwise (edited
+locally) for what its format reads back. With `outkeys`, the outfile holds only
+those subkeys, so the rest comes from the shadow's reported value. A `/dev/null`
+outfile is never read or written: the reported value is the configuration. An
+ephemeral service keeps nothing: a change only runs its notify command.
+
+An outfile that cannot be read (`read_outfile` raises FormatError; the caller also
+has I/O errors and non-UTF-8 text) is never taken as empty configuration: the
+caller holds the service until the shadow's state is known, then `reconcile` with
+`on_disk=UNREADABLE` rewrites it from the reported value (plus the change asked).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 from chariotd import formats
 from chariotd.formats import FormatError
@@ -34,23 +44,64 @@ class Change:
     report: Any                 # patch for reported[key], or NO_CHANGE
 
 
+@dataclass(frozen=True)
+class OnDisk:
+    """A readable outfile: what it holds (its format's `held` form) and the
+    configuration it stands for."""
+    held: Any
+    value: Any
+
+
+class _Unreadable:
+    def __repr__(self) -> str:
+        return "UNREADABLE"
+
+
+UNREADABLE = _Unreadable()  # on_disk for an outfile to rewrite from the reported value
+
+
 def pick(value: Any, keys) -> Any:
     if keys is None or not isinstance(value, dict):
         return value
     return {key: value[key] for key in keys if key in value}
 
 
-def render(format_name: str, value: Any) -> str:
+def _writable(format_name: str, value: Any) -> Any:
     if value is None:
-        value = "" if format_name == "PLAINTEXT" else {}
-    return formats.get(format_name).stringify(value)
+        return "" if format_name == "PLAINTEXT" else {}
+    return value
 
 
-def parse_outfile(definition: ServiceDefinition, text: Optional[str]) -> Any:
-    """The configuration an outfile's TEXT holds; raises FormatError when unreadable."""
+def render(format_name: str, value: Any) -> str:
+    return formats.get(format_name).stringify(_writable(format_name, value))
+
+
+def held(format_name: str, value: Any) -> Any:
+    """What an outfile of FORMAT_NAME holds for VALUE; FormatError when none can."""
+    return formats.get(format_name).held(_writable(format_name, value))
+
+
+def same_held(a: Any, b: Any) -> bool:
+    return values_equal(a, b)
+
+
+def read_outfile(definition: ServiceDefinition, text: Optional[str],
+                 reported: Any) -> Optional[OnDisk]:
+    """The outfile's TEXT (None: there is none) as an OnDisk; FormatError when its
+    format cannot read it, or reads something it could not write back."""
     if text is None:
         return None
-    return formats.get(definition.outformat).parse(text)
+    module = formats.get(definition.outformat)
+    on_disk = module.read_held(text)
+    mine = pick(reported, definition.outkeys)
+    try:
+        if same_held(held(definition.outformat, mine), on_disk):
+            return OnDisk(on_disk, copy_json(mine))
+    except FormatError:
+        pass  # the reported value is nothing this outfile could hold: not what it holds
+    value = module.parse(text)
+    module.held(value)  # what it stands for must be writable back (JSON `null` is not)
+    return OnDisk(on_disk, value)
 
 
 def _notify_keys_changed(keys, old: Any, new: Any) -> bool:
@@ -59,18 +110,23 @@ def _notify_keys_changed(keys, old: Any, new: Any) -> bool:
     return any(not values_equal(old.get(k, NO_CHANGE), new.get(k, NO_CHANGE)) for k in keys)
 
 
-def reconcile(definition: ServiceDefinition, *, outfile_text: Optional[str], current: Any,
-              reported: Any, patch: Any = NO_CHANGE, initial: bool = False,
-              replace: bool = False, empty_array_deletes: bool = False) -> Change:
+def reconcile(definition: ServiceDefinition, *,
+              on_disk: Union[OnDisk, _Unreadable, None], reported: Any,
+              patch: Any = NO_CHANGE, initial: bool = False, replace: bool = False,
+              empty_array_deletes: bool = False) -> Change:
     """The outcome of applying PATCH (NO_CHANGE: nothing asked) to the service.
 
-    OUTFILE_TEXT/CURRENT: the outfile's text and what it parses to (None if missing);
-    REPORTED: the shadow's reported value for the key; INITIAL: first time since start;
-    REPLACE: PATCH is the whole new configuration (a default shadow)."""
+    ON_DISK: the outfile as `read_outfile` gave it (None: missing), or UNREADABLE to
+    rewrite it from REPORTED (the shadow's reported value for the key); INITIAL:
+    first time since start; REPLACE: PATCH is the whole new configuration (a default
+    shadow). Raises ChangeRefused when validate refuses or the outfile cannot hold
+    the result (nothing is written and nothing reported then)."""
     real_outfile = not definition.ephemeraldata and definition.outfile != DEV_NULL
+    unreadable = real_outfile and on_disk is UNREADABLE
+    current = on_disk.value if isinstance(on_disk, OnDisk) else None
     if definition.ephemeraldata or replace:
         base = None
-    elif not real_outfile:
+    elif not real_outfile or unreadable:
         base = copy_json(reported)
     elif definition.outkeys is not None and (reported is not None or current is not None):
         base = apply(reported if isinstance(reported, dict) else {}, current or {})
@@ -88,18 +144,22 @@ def reconcile(definition: ServiceDefinition, *, outfile_text: Optional[str], cur
         return Change(config, None, patch is not NO_CHANGE or first_notify, NO_CHANGE)
     picked = pick(config, definition.outkeys)
     old_picked = pick(current if real_outfile else reported, definition.outkeys)
-    if real_outfile and outfile_text is None:
-        changed = picked is not None
-    elif real_outfile and current is None:
-        changed = True  # the outfile cannot be read back: rewrite it
-    else:
-        changed = not values_equal(picked, old_picked)
     text = None
-    if changed and real_outfile:
+    if real_outfile:
         try:
-            text = render(definition.outformat, picked)
+            now_held = held(definition.outformat, picked)
+            if unreadable:
+                changed = True  # rewritten from the shadow's state
+            elif on_disk is None:
+                changed = picked is not None
+            else:
+                changed = not same_held(now_held, on_disk.held)
+            if changed:
+                text = render(definition.outformat, picked)
         except FormatError as error:
             raise ChangeRefused(str(error)) from None
+    else:
+        changed = not values_equal(picked, old_picked)
     notify = first_notify or changed and (
         initial or definition.notifykeys is None
         or _notify_keys_changed(definition.notifykeys, old_picked, picked))

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 from chariotd import pending
 from chariotd.formats import FormatError
 from chariotd.services import outfile
 from chariotd.services.definitions import ServiceDefinition
-from chariotd.services.reconcile import ChangeRefused, parse_outfile, reconcile, DEV_NULL
+from chariotd.services.reconcile import (DEV_NULL, UNREADABLE, ChangeRefused, read_outfile,
+                                         reconcile)
 from chariotd.shadow.patch import NO_CHANGE
 
 log = logging.getLogger(__name__)
@@ -23,6 +24,20 @@ class Service:
         self.notify = notify
         self.empty_array_deletes = empty_array_deletes
         self.initial = True
+        self.held: Optional[str] = None  # why the outfile cannot be read, while it cannot
+
+    def _hold(self, reason: str, known: bool):
+        """The outfile cannot be read (REASON): log it once, then refuse the change
+        until the shadow's state is KNOWN; return UNREADABLE to rewrite it from it."""
+        d = self.definition
+        if self.held != reason:
+            log.warning("service %s: %s cannot be read (%s); held until it is rewritten "
+                        "from the shadow's state", d.key, d.outfile, reason)
+            self.held = reason
+        if not known:
+            raise ChangeRefused(f"{d.outfile} cannot be read ({reason}); the service is "
+                                "held until the shadow is fetched")
+        return UNREADABLE
 
     @property
     def key(self) -> str:
@@ -33,23 +48,27 @@ class Service:
         d = self.definition
         return not d.ephemeraldata and d.outfile != DEV_NULL
 
-    def apply(self, reported: Any, patch: Any = NO_CHANGE, replace: bool = False) -> Any:
+    def apply(self, reported: Any, patch: Any = NO_CHANGE, replace: bool = False,
+              known: bool = True) -> Any:
         """Apply PATCH: write the outfile when its content changes, notify as defined,
-        and return the patch to report (or NO_CHANGE). Raises ChangeRefused."""
+        and return the patch to report (or NO_CHANGE). Raises ChangeRefused.
+
+        REPORTED: the shadow's reported value for the key; KNOWN: it is the shadow's
+        (fetched, or being created), not a placeholder from before the first fetch.
+        An outfile that cannot be read holds the service: nothing is written or
+        reported while the shadow's state is unknown (the change is refused), and
+        once it is known the outfile is rewritten from REPORTED plus PATCH."""
         d = self.definition
-        text = current = None
+        on_disk = None
         if self.writes_outfile:
             try:
-                text = outfile.read_text(d.outfile)
-            except outfile.Unreadable as error:  # TODO(#12): hold the service instead
-                log.warning("service %s: %s; treated as unreadable", d.key, error)
-            try:
-                current = parse_outfile(d, text)
-            except FormatError as error:
-                log.warning("service %s: %s cannot be read back (%s); it will be rewritten",
-                            d.key, d.outfile, error)
-        change = reconcile(d, outfile_text=text, current=current, reported=reported,
-                           patch=patch, initial=self.initial, replace=replace,
+                on_disk = read_outfile(d, outfile.read_text(d.outfile), reported)
+            except (outfile.Unreadable, FormatError) as error:
+                on_disk = self._hold(str(error), known)
+            else:
+                self.held = None
+        change = reconcile(d, on_disk=on_disk, reported=reported, patch=patch,
+                           initial=self.initial, replace=replace,
                            empty_array_deletes=self.empty_array_deletes)
         interrupted = self.initial and self.writes_outfile and pending.is_marked(d.outfile)
         if change.write is not None:
@@ -59,7 +78,10 @@ class Service:
                 outfile.write_text(d.outfile, change.write)
             except OSError as error:
                 raise ChangeRefused(f"cannot write {d.outfile}: {error}") from None
-            log.info("service %s: wrote %s", d.key, d.outfile)
+            log.info("service %s: wrote %s%s", d.key, d.outfile,
+                     " from the shadow's state" if on_disk is UNREADABLE else "")
+            if on_disk is UNREADABLE:
+                self.held = None
         self.initial = False
         if interrupted and not change.notify:
             log.info("service %s: its notify command did not finish before chariotd "

@@ -85,6 +85,7 @@ class ShadowSync:
         self.timed_out = timed_out  # tells the link: request timeouts count as failures
         self.state = OFFLINE
         self.reported: Dict[str, Any] = {}
+        self.fetched = False  # self.reported is the shadow's (else a placeholder)
         self.version = 0
         self.get_token: Optional[str] = None
         self.inflight: Optional[PendingUpdate] = None
@@ -139,6 +140,7 @@ class ShadowSync:
         desired = state.get("desired") if isinstance(state.get("desired"), dict) else {}
         reported = state.get("reported") if isinstance(state.get("reported"), dict) else {}
         self.reported = reported
+        self.fetched = True
         # A fetched document is the truth: its version replaces ours even when lower
         # (a shadow deleted and recreated starts again), so one bogus high version in
         # a delta never makes later deltas look old past the next fetch.
@@ -172,6 +174,7 @@ class ShadowSync:
             return  # the link went down meanwhile; the next fetch starts over
         seed = seed if isinstance(seed, dict) else {}
         self.reported = {}
+        self.fetched = True
         self.version = 0
         update = {"reported": {key: value for key, value in seed.items()
                                if key not in self.services}}
@@ -211,7 +214,8 @@ class ShadowSync:
             self._report(update, key, normalise(value, empty_array_deletes))
         else:
             try:
-                self._report(update, key, service.apply(self.reported.get(key), value))
+                self._report(update, key, service.apply(self.reported.get(key), value,
+                                                        known=self.fetched))
             except ChangeRefused as error:
                 self.finish(request_id, str(error))
                 return

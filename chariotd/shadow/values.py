@@ -4,6 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
+# The one depth limit: a value (a service's configuration, a message payload, any
+# JSON read from outside) nests at most MAX_DEPTH containers, objects and arrays
+# counted as `deeper_than` counts them. Every format's writer refuses a deeper value
+# and every reader refuses (JSON) or cannot produce (SHELL) one, so whatever is
+# written is read back. AWS holds a shadow to 6-8 levels (IOT_CORE.md 2.7); 32 is
+# far above any real configuration and far below Python's recursion limit.
+MAX_DEPTH = 32
+
+# A document that carries such a value around it adds levels: a shadow document
+# wraps a service's value in `state.desired.KEY`, its metadata mirrors it with a
+# `{"timestamp"}` object at each leaf (`metadata.desired.KEY...{timestamp}`: 4 more);
+# a message file holds its payload under `payload` (1 more). Readers of those
+# documents allow MAX_DEPTH + ENVELOPE_DEPTH, and the value inside is then held to
+# MAX_DEPTH by the writer it reaches (a refused change, logged).
+ENVELOPE_DEPTH = 4
+
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)

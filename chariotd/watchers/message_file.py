@@ -21,6 +21,8 @@ from __future__ import annotations
 import json
 from typing import Optional, Tuple, Union
 
+from chariotd.formats import FormatError
+from chariotd.formats.json import load as load_json
 from chariotd.record import Record
 from chariotd.topics import BadTopic, check_not_reserved, check_publish_topic
 from chariotd.watchers.compression import UnknownCompression, compress
@@ -43,32 +45,21 @@ class Message(Record, frozen=True):
     warning: str = ""       # logged by the caller; the message still goes out
 
 
-def _refuse_constant(name: str):
-    raise BadMessage(f"not JSON: {name} is not a JSON value")
-
-
-# One decoder and one encoder for every file (json.loads and json.dumps with options
-# would build one per call).
-_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+# One encoder for every file (json.dumps with options would build one per call).
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
 def decode_json(data: bytes):
-    """Strict JSON from bytes: UTF-8, no NaN/Infinity. Raises BadMessage."""
+    """Strict JSON from bytes (formats.json.load: UTF-8, no NaN/Infinity, a payload
+    nested at most MAX_DEPTH levels inside its document). Raises BadMessage."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
         raise BadMessage(f"not UTF-8 text (byte {error.start})") from None
     try:
-        return _DECODER.decode(text)
-    except json.JSONDecodeError as error:
+        return load_json(text, envelope=1)
+    except FormatError as error:
         raise BadMessage(f"not JSON: {error}") from None
-    except BadMessage:  # NaN or Infinity
-        raise
-    except ValueError as error:  # e.g. an integer of more digits than Python converts
-        raise BadMessage(f"not JSON: {error}") from None
-    except RecursionError:
-        raise BadMessage("not JSON: nested too deeply") from None
 
 
 def encode_payload(value) -> bytes:

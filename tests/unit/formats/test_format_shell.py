@@ -11,6 +11,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chariotd.formats import FormatError, shell
+from chariotd.shadow.values import MAX_DEPTH, deeper_than
+
+
+def _nested(depth: int):
+    """An object nesting DEPTH levels: {"a": {"a": ... 1}}."""
+    value = 1
+    for _ in range(depth):
+        value = {"a": value}
+    return value
+
 
 # The README's comprehensive example, the input as a Python value ...
 README_VALUE = {
@@ -123,6 +133,14 @@ def test_numbers_print_as_javascript_does(number, text):
     ({"LD": {"PRELOAD": "x.so"}}, "shell itself uses"),
     ({"_": 1}, "shell itself uses"),
     ({"UID": 0}, "shell itself uses"),
+    ({"GCONV_PATH": "/tmp"}, "changes how programs run"),
+    ({"PYTHONPATH": "/tmp"}, "changes how programs run"),
+    ({"NODE": {"OPTIONS": "--require /tmp/x.js"}}, "NODE_OPTIONS"),
+    ({"PERL5OPT": "-Mx"}, "changes how programs run"),
+    ({"TMPDIR": "/tmp/x"}, "changes how programs run"),
+    ({"LD_LIBRARY_PATH": "/tmp"}, "changes how programs run"),
+    ({"SHELLOPTS": "xtrace"}, "changes how programs run"),
+    ({"a": _nested(MAX_DEPTH)}, "nested deeper than 32 levels"),
 ])
 def test_refused_values(value, message):
     with pytest.raises(FormatError, match=message):
@@ -213,9 +231,27 @@ def test_parse_splits_names_into_levels():
     assert shell.split_name("a___b_") == ["a", "__b_"]
 
 
+def test_names_that_are_prefixes_of_others_are_ordinary_names():
+    """`server` and `server_port` (finding 3 of issue 12): written, and read back
+    whatever the order, the shorter one keeping the longer one flat beside it."""
+    value = {"server": "a", "server_port": 80, "log": {"level": "x"}, "log_level_x": 1}
+    text = shell.stringify(value)
+    assert text == "log_level='x'\nlog_level_x='1'\nserver='a'\nserver_port='80'\n"
+    assert shell.read_held(text) == shell.held(value)
+    for text in ("a='1'\na_b='2'\n", "a_b='2'\na='1'\n"):
+        assert shell.parse(text) == {"a": 1, "a_b": 2}
+    assert shell.parse("a_b='1'\na_b_c_d='2'\na_b_c='3'\n") == {
+        "a": {"b": 1, "b_c": 3, "b_c_d": 2}}
+
+
+def test_parse_nests_at_most_max_depth_levels():
+    name = "_".join(["a"] * 40)
+    value = shell.parse(f"{name}=('1')\n")
+    assert not deeper_than(value, MAX_DEPTH)
+    assert shell.flatten(value) == {name: ["1"]}
+
+
 @pytest.mark.parametrize("text, message", [
-    ("a='1'\na_b='2'\n", "needs a to be an object"),
-    ("a_b='2'\na='1'\n", "other names use it as an object"),
     ("a='x\n", "line 1: unterminated single quote"),
     ('a="x\n', "unterminated double quote"),
     ("a=(x\n", "unterminated array"),
@@ -457,3 +493,9 @@ def test_every_evil_value_reads_back_and_runs_nothing(tmp_path, shell_path):
     printed, expected, stderr = source_and_print(shell_path, tmp_path, [(value, shell.flatten(value))])
     assert printed[0] == expected_fields(expected[0]), stderr
     assert not marker.exists()
+
+
+def test_a_number_python_will_not_convert_stays_a_string():
+    """5000 digits: int() raises a plain ValueError (not FormatError), which escaped
+    parse and ended the applier on a SHELL update file."""
+    assert shell.parse("a=" + "1" * 5000 + "\n") == {"a": "1" * 5000}

@@ -2,8 +2,11 @@
 
 import pytest
 
+from chariotd.formats import FormatError
+
 from chariotd.services.definitions import ServiceDefinition
-from chariotd.services.reconcile import ChangeRefused, reconcile
+from chariotd.services.reconcile import (UNREADABLE, ChangeRefused, read_outfile, reconcile,
+                                         render)
 from chariotd.shadow.patch import NO_CHANGE
 
 
@@ -15,10 +18,12 @@ def service(**fields):
 
 
 def run(definition, current=None, reported=None, patch=NO_CHANGE, text=None, **kw):
+    """CURRENT: the configuration the outfile was written from (None: no outfile),
+    or TEXT: the outfile's text."""
     if text is None and current is not None:
-        text = "written"
-    return reconcile(definition, outfile_text=text, current=current, reported=reported,
-                     patch=patch, **kw)
+        text = render(definition.outformat, current)
+    on_disk = read_outfile(definition, text, reported)
+    return reconcile(definition, on_disk=on_disk, reported=reported, patch=patch, **kw)
 
 
 def test_desired_merged_into_the_outfile():
@@ -123,3 +128,50 @@ def test_plaintext():
     change = run(service(outformat="PLAINTEXT"), current="old text", text="old text",
                  reported="old text", patch="new text")
     assert change.write == "new text" and change.report == "new text"
+
+
+def test_shell_prefix_names_compare_in_the_flat_form_the_file_holds():
+    """Issue 12 finding 3: `server` + `server_port` is ordinary configuration. The file
+    stands for the reported value when it holds what that value writes, so a change
+    of another key keeps both and reports only that key."""
+    definition = service(outformat="SHELL")
+    reported = {"server": "a", "server_port": 80, "log": {"level": "x"}}
+    text = render("SHELL", reported)
+    unchanged = run(definition, text=text, reported=reported)
+    assert unchanged.write is None and unchanged.report is NO_CHANGE
+    change = run(definition, text=text, reported=reported, patch={"other": 1})
+    assert change.config == {**reported, "other": 1} and change.report == {"other": 1}
+    assert change.write == ("log_level='x'\nother='1'\nserver='a'\nserver_port='80'\n")
+
+
+def test_shell_file_edited_locally_stands_for_what_it_reads_back():
+    definition = service(outformat="SHELL")
+    change = run(definition, text="server='b'\nserver_port='81'\n", reported={"server": "a"})
+    assert change.write is None and change.report == {"server": "b", "server_port": 81}
+
+
+def test_a_value_too_deep_for_every_format_is_refused():
+    deep = 1
+    for _ in range(33):
+        deep = {"a": deep}
+    for outformat in ("JSON", "SHELL"):
+        with pytest.raises(ChangeRefused, match="deeper than 32"):
+            run(service(outformat=outformat), current={"a": 1}, reported={"a": 1},
+                patch={"b": deep["a"]})
+
+
+@pytest.mark.parametrize("outformat,text", [("JSON", "{not json"), ("SHELL", "a=$(x)\n"),
+                                            ("JSON", "null\n"), ("SHELL", "PATH='/x'\n")])
+def test_unreadable_outfile_is_not_empty_config(outformat, text):
+    definition = service(outformat=outformat)
+    with pytest.raises(FormatError):
+        read_outfile(definition, text, {"a": 1})
+
+
+def test_unreadable_outfile_is_rewritten_from_reported_plus_the_change():
+    change = reconcile(service(), on_disk=UNREADABLE, reported={"a": 1, "b": 2},
+                       patch={"c": 3})
+    assert change.config == {"a": 1, "b": 2, "c": 3} and change.report == {"c": 3}
+    assert change.write == '{\n  "a": 1,\n  "b": 2,\n  "c": 3\n}\n' and change.notify
+    change = reconcile(service(), on_disk=UNREADABLE, reported={"a": 1})
+    assert change.write == '{\n  "a": 1\n}\n' and change.report is NO_CHANGE
