@@ -6,6 +6,12 @@ with `/` as working directory and an environment without the daemon's secrets. I
 output pipes are read by the loop as data arrives; its exit is noticed on SIGCHLD,
 and then `on_done(Result)` is called with what it wrote (a daemon it started that
 still holds the pipes is not waited for).
+
+At most MAX_CHILDREN commands of a role run at once; further starts wait in a FIFO
+queue and start as running ones finish, each with its full timeout from when it
+actually starts. The queue stays small because every caller has at most one command
+waiting (notify commands are coalesced per service, a subscription handles one message
+at a time, one letterhead generator, one default shadow command per shadow).
 """
 
 from __future__ import annotations
@@ -13,15 +19,21 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import collections
 import subprocess
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Deque, Dict, List, Optional, Tuple
 
 from chariotd.loop import Loop
 
 log = logging.getLogger(__name__)
 
 OUTPUT_LIMIT = 1 << 20  # bytes kept of a command's stdout or stderr
+
+# Commands of one role running at once. Each holds up to three pipes in the role (48
+# fds, far from the usual 1024) and a shell's few hundred KB; a device's services are
+# fewer, and on a 2-core device more would only make each one slower.
+MAX_CHILDREN = 16
 
 # Never handed to a child: supervisor sockets and anything named like a secret.
 _DROPPED_PREFIXES = ("NOTIFY_SOCKET", "WATCHDOG_", "LISTEN_", "JOURNAL_STREAM",
@@ -83,18 +95,40 @@ class _Child:
 class Spawner:
     """Owns SIGCHLD in its process: every command is started through it."""
 
-    def __init__(self, loop: Loop):
+    def __init__(self, loop: Loop, max_children: int = MAX_CHILDREN):
         self.loop = loop
+        self.max_children = max_children
         self.children: Dict[int, _Child] = {}
+        self.waiting: Deque[Tuple[tuple, dict]] = collections.deque()
         loop.on_signal(signal.SIGCHLD, self.reap)
 
     def run(self, argv: List[str], on_done: Callable[[Result], None], timeout: float,
             stdin: bytes = b"", capture_stdout: bool = False,
             env: Optional[Dict[str, str]] = None, inherit_env: bool = True) -> Optional[int]:
-        """Start ARGV; returns its pid, or None when it cannot be started (on_done is then
-        called from the loop, never from inside run). ENV is added to the daemon's
-        environment without its secrets, or, when not INHERIT_ENV, is all the command
-        gets."""
+        """Start ARGV, or queue it while MAX_CHILDREN run; returns its pid, or None when
+        it is queued or cannot be started (on_done is then called from the loop, never
+        from inside run). ENV is added to the daemon's environment without its secrets,
+        or, when not INHERIT_ENV, is all the command gets. TIMEOUT counts from the
+        start."""
+        start = ((argv, on_done, timeout),
+                 dict(stdin=stdin, capture_stdout=capture_stdout, env=env,
+                      inherit_env=inherit_env))
+        if self.waiting or len(self.children) >= self.max_children:
+            self.waiting.append(start)
+            log.debug("%d commands running; %s waits for one to finish (%d waiting)",
+                      len(self.children), argv[0], len(self.waiting))
+            return None
+        return self._start(*start[0], **start[1])
+
+    def _start_waiting(self) -> None:
+        while self.waiting and len(self.children) < self.max_children:
+            args, options = self.waiting.popleft()
+            self._start(*args, **options)
+
+    def _start(self, argv: List[str], on_done: Callable[[Result], None], timeout: float,
+               stdin: bytes = b"", capture_stdout: bool = False,
+               env: Optional[Dict[str, str]] = None,
+               inherit_env: bool = True) -> Optional[int]:
         try:
             process = subprocess.Popen(
                 argv, cwd="/", env=child_environment(env) if inherit_env else dict(env or {}),
@@ -189,8 +223,10 @@ class Spawner:
             if stream is not None:
                 stream.close()
         child.on_done(Result(child.status, stdout, stderr, child.timed_out, truncated))
+        self._start_waiting()
 
     def kill_all(self) -> None:
+        self.waiting.clear()
         for child in self.children.values():
             try:
                 os.killpg(child.process.pid, signal.SIGKILL)
