@@ -40,6 +40,7 @@ class Mailbox:
         self.socket.setsockopt(zmq.LINGER, 0)
         self.socket.bind(address(rundir, role))
         self._peers: Dict[str, zmq.Socket] = {}
+        self.received = 0  # frames taken, ever
 
     def _peer(self, role: str) -> zmq.Socket:
         sock = self._peers.get(role)
@@ -63,6 +64,7 @@ class Mailbox:
                 data = self.socket.recv(zmq.NOBLOCK)
             except zmq.Again:
                 return
+            self.received += 1
             try:
                 yield decode(data)
             except BadFrame as error:
