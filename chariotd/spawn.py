@@ -11,16 +11,23 @@ never an exception that ends a role. For `Spawner.run`, the output pipes are rea
 the loop as data arrives; the exit is noticed on SIGCHLD, and then `on_done(Result)` is
 called with what the command wrote (a daemon it started that still holds the pipes is
 not waited for).
+
+At most MAX_CHILDREN commands of a role run at once; further starts wait in a FIFO
+queue and start as running ones finish, each with its full timeout from when it
+actually starts. The queue stays small because every caller has at most one command
+waiting (notify commands are coalesced per service, a subscription handles one message
+at a time, one letterhead generator, one default shadow command per shadow).
 """
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import signal
 import subprocess
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Mapping, Optional, Sequence
+from typing import Callable, Deque, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from chariotd import deathsig
 from chariotd.loop import Loop
@@ -28,6 +35,11 @@ from chariotd.loop import Loop
 log = logging.getLogger(__name__)
 
 OUTPUT_LIMIT = 1 << 20  # bytes kept of a command's stdout or stderr
+
+# Commands of one role running at once. Each holds up to three pipes in the role (48
+# fds, far from the usual 1024) and a shell's few hundred KB; a device's services are
+# fewer, and on a 2-core device more would only make each one slower.
+MAX_CHILDREN = 16
 
 # What a child inherits from the daemon's environment: an allowlist, so that whatever
 # else the supervisor was started with (API_KEY, DB_PASS, SSH_AUTH_SOCK, AWS_*, systemd's
@@ -184,18 +196,41 @@ class _Child:
 class Spawner:
     """Owns SIGCHLD in its process: every command is started through it."""
 
-    def __init__(self, loop: Loop):
+    def __init__(self, loop: Loop, max_children: int = MAX_CHILDREN):
         self.loop = loop
+        self.max_children = max_children
         self.children: Dict[int, _Child] = {}
+        self.waiting: Deque[Tuple[tuple, dict]] = collections.deque()
         loop.on_signal(signal.SIGCHLD, self.reap)
 
     def run(self, argv: List[str], on_done: Callable[[Result], None], timeout: float,
             stdin: bytes = b"", capture_stdout: bool = False,
             env: Optional[Dict[str, str]] = None, inherit_env: bool = True) -> Optional[int]:
-        """Start ARGV; returns its pid, or None when it cannot be started (on_done is then
-        called from the loop, never from inside run, with a Result that says why). ENV
-        is added to the allowed part of the daemon's environment, or, when not
-        INHERIT_ENV, is all the command gets."""
+        """Start ARGV, or queue it while MAX_CHILDREN run; returns its pid, or None when
+        it is queued or cannot be started (on_done is then called from the loop, never
+        from inside run). ENV is added to the allowed part of the daemon's environment, or, when not
+        INHERIT_ENV, is all the command gets. A refused start gets a Result that says
+        why. TIMEOUT counts from the
+        start."""
+        start = ((argv, on_done, timeout),
+                 dict(stdin=stdin, capture_stdout=capture_stdout, env=env,
+                      inherit_env=inherit_env))
+        if self.waiting or len(self.children) >= self.max_children:
+            self.waiting.append(start)
+            log.debug("%d commands running; %s waits for one to finish (%d waiting)",
+                      len(self.children), argv[0], len(self.waiting))
+            return None
+        return self._start(*start[0], **start[1])
+
+    def _start_waiting(self) -> None:
+        while self.waiting and len(self.children) < self.max_children:
+            args, options = self.waiting.popleft()
+            self._start(*args, **options)
+
+    def _start(self, argv: List[str], on_done: Callable[[Result], None], timeout: float,
+               stdin: bytes = b"", capture_stdout: bool = False,
+               env: Optional[Dict[str, str]] = None,
+               inherit_env: bool = True) -> Optional[int]:
         try:
             process = start(argv, child_environment(env) if inherit_env else dict(env or {}),
                             stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
@@ -290,8 +325,10 @@ class Spawner:
             if stream is not None:
                 stream.close()
         child.on_done(Result(child.status, stdout, stderr, child.timed_out, truncated))
+        self._start_waiting()
 
     def kill_all(self) -> None:
+        self.waiting.clear()
         for child in self.children.values():
             try:
                 os.killpg(child.process.pid, signal.SIGKILL)

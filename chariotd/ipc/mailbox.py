@@ -1,5 +1,11 @@
 """A role's mailbox: one PULL socket bound at ipc://RUNDIR/<role>, plus one PUSH
-socket per peer it sends to (connected lazily; ZeroMQ queues until the peer binds)."""
+socket per peer it sends to (connected lazily; ZeroMQ queues until the peer binds).
+
+A pass of the loop takes at most PASS_LIMIT frames, so that timers and signals (SIGCHLD,
+SIGTERM) still run while a peer floods the mailbox. The rest is taken on the next
+passes: the loop polls the socket itself (zmq_poll), which reports POLLIN as long as a
+frame is waiting (level-triggered, unlike the socket's ZMQ_FD), so it wakes at once.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +22,10 @@ log = logging.getLogger(__name__)
 # Frames queued to a peer before a send blocks. Windows keep real traffic far below it.
 SEND_QUEUE = 100_000
 
+# Frames taken from the mailbox in one pass of the loop. A frame's handler may write
+# and fsync an outfile (a few ms on flash), so timers wait at most about that many.
+PASS_LIMIT = 100
+
 
 def address(rundir: str, role: str) -> str:
     return f"ipc://{os.path.join(rundir, role)}"
@@ -30,6 +40,7 @@ class Mailbox:
         self.socket.setsockopt(zmq.LINGER, 0)
         self.socket.bind(address(rundir, role))
         self._peers: Dict[str, zmq.Socket] = {}
+        self.received = 0  # frames taken, ever
 
     def _peer(self, role: str) -> zmq.Socket:
         sock = self._peers.get(role)
@@ -45,21 +56,25 @@ class Mailbox:
         validate(message)
         self._peer(role).send(encode(message, self.role))
 
-    def receive(self) -> Iterator[Tuple[str, object]]:
-        """Every frame waiting now, decoded; bad frames are logged and dropped."""
-        while True:
+    def receive(self, limit: int = PASS_LIMIT) -> Iterator[Tuple[str, object]]:
+        """At most LIMIT of the frames waiting now, decoded; bad frames are logged and
+        dropped (and count against LIMIT)."""
+        for _ in range(limit):
             try:
                 data = self.socket.recv(zmq.NOBLOCK)
             except zmq.Again:
                 return
+            self.received += 1
             try:
                 yield decode(data)
             except BadFrame as error:
                 log.warning("dropped a bad frame: %s", error)
 
-    def dispatch(self, handlers: Dict[type, Callable[[str, object], None]]) -> None:
-        """Hand every waiting message to the handler for its kind."""
-        for sender, message in self.receive():
+    def dispatch(self, handlers: Dict[type, Callable[[str, object], None]],
+                 limit: int = PASS_LIMIT) -> None:
+        """Hand at most LIMIT waiting messages to the handler for their kind; the loop's
+        next pass comes back for the rest."""
+        for sender, message in self.receive(limit):
             handler = handlers.get(type(message))
             if handler is None:
                 log.warning("unexpected %s from %s", message.op, sender)

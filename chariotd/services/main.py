@@ -18,6 +18,7 @@ from chariotd.formats import FormatError
 from chariotd.fsutil import remove_stale_temps
 from chariotd.ipc.messages import (Applied, Command, LinkState, LocalUpdate, Message,
                                    Rejected, RequestTimeout, ShadowRequest, ShadowResponse)
+from chariotd.memory import AfterBursts
 from chariotd.runtime import LINK, RoleContext
 from chariotd.services.default_shadow import DefaultShadow
 from chariotd.services.definitions import load_directory
@@ -185,6 +186,7 @@ def run(context: RoleContext) -> int:
     applier = Applier(context)
     mailbox = context.mailbox
     context.loop.on_signal(signal.SIGHUP, applier.refetch)
+    AfterBursts(context.loop, lambda: mailbox.received)  # a flood's memory goes back
     context.loop.add_reader(mailbox.socket, lambda: mailbox.dispatch({
         LinkState: applier.on_link_state,
         ShadowResponse: applier.on_shadow_response,
