@@ -29,10 +29,10 @@ from __future__ import annotations
 
 import itertools
 import logging
-import os
 from typing import TYPE_CHECKING, Dict, List, Optional, Set, Tuple
 
 from chariotd.cli import MessageDir
+from chariotd import safe_open
 from chariotd.ipc.messages import LinkState, Publish, Published, PublishFailed
 from chariotd.runtime import LINK, RoleContext
 from chariotd.watchers.actiondir import ActionDir
@@ -238,13 +238,9 @@ class MessagesHandler:
     def _read_letterhead(self, outgoing: Outgoing) -> None:
         path = self.options.letterhead_file
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                data = os.read(fd, MAX_FILE + 1)
-            finally:
-                os.close(fd)
-            if len(data) > MAX_FILE:
-                raise BadLetterhead(f"over {MAX_FILE} bytes")
+            # Its writer may be an unprivileged program: no link followed, no FIFO
+            # waited on (a FIFO there would hang this watcher).
+            data, _ = safe_open.read_file(path, MAX_FILE)
             if self.letterhead_file is None or data != self.letterhead_file[0]:
                 # parsed again only when its bytes changed
                 self.letterhead_file = (data, parse_letterhead(data))

@@ -194,14 +194,17 @@ def test_wall_clock_jumps_do_not_stall_the_daemon(sim, daemons, tmp_path):
     svcs, out, stamps = tmp_path / "svcs", tmp_path / "out", tmp_path / "stamps"
     out.mkdir()
     svcs.mkdir()
+    env = {"LD_PRELOAD": LIBFAKETIME, "FAKETIME_TIMESTAMP_FILE": str(clock),
+           "FAKETIME_NO_CACHE": "1", "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
+    # Children get an allowlisted environment only: the notify command sets the fake
+    # clock for itself, so that it sees the same time as the daemon.
+    fake_clock = " ".join(f"{name}={value}" for name, value in env.items())
     (svcs / "foo.js").write_text(
         f"module.exports = {{ key: 'foo', outfile: '{out / 'foo'}', outformat: 'JSON', "
-        f"notifycmd: 'date +%Y >> {stamps}' }}\n")
+        f"notifycmd: '{fake_clock} date +%Y >> {stamps}' }}\n")
     mqtt = tmp_path / "mqtt"
     sub = Subscriber("127.0.0.1", sim.port, sim.cafile, sim.paths.service_cert,
                      sim.paths.service_key, topics=("t/clock/#",))
-    env = {"LD_PRELOAD": LIBFAKETIME, "FAKETIME_TIMESTAMP_FILE": str(clock),
-           "FAKETIME_NO_CACHE": "1", "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
     daemon = daemons(["--clientid=dev1", f"--cacert={sim.cafile}",
                       f"--certstore={sim.device('dev1')}", f"--services=dev1:{svcs}",
                       f"--messages={mqtt}", "--keepalive=2"], tmp_path, env=env)

@@ -162,6 +162,7 @@ def roomy_sim(tmp_path, monkeypatch):
     from chariotd.sim import simulator
     monkeypatch.setattr(simulator, "Mosquitto",
                         functools.partial(simulator.Mosquitto, message_size_limit=0))
+    monkeypatch.setattr(simulator, "MAX_PACKET_SIZE", 0)  # none announced or enforced
     sim = simulator.Simulator(tmp_path / "sim", port=0).start()
     yield sim
     sim.stop()

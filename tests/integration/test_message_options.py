@@ -245,3 +245,31 @@ def test_a_missing_letterhead_pauses_instead_of_failing_the_whole_backlog(
     sent = len(subscriber.wait_for(10 - len(os.listdir(mqtt / "failed")), topic="t/lh"))
     assert sent >= 6
     assert "letterhead file" in daemon.log()
+
+
+def test_a_fifo_or_symlink_as_letterhead_file_never_hangs_the_watcher(
+        daemons, base_args, subscriber, tmp_path):
+    """The letterhead file's writer may be an unprivileged program: a FIFO put there is
+    not waited on (the watcher keeps its loop: it pauses and says why), a symlink is not
+    followed; once a regular file is back, the backlog goes out."""
+    mqtt = tmp_path / "lh-fifo"
+    letterhead = tmp_path / "letterhead.json"
+    for sub in ("tmp", "new", "failed"):
+        (mqtt / sub).mkdir(parents=True)
+    os.mkfifo(letterhead)
+    (mqtt / "new" / "m0").write_text(json.dumps({"topic": "t/lhfifo", "payload": {}}))
+    daemon = daemons([*base_args, f"--messages={mqtt}", f"--letterhead-file={mqtt}:{letterhead}",
+                      "--default-message-retries=5"], tmp_path,
+                     env={"CHARIOTD_BACKOFF_BASE": "0.2"})
+    daemon.wait_log(r"letterhead file .*: is a FIFO, not a regular file")
+    os.unlink(letterhead)
+    secret = tmp_path / "secret.json"
+    secret.write_text(json.dumps({"payload": {"secret": "root-only"}}))
+    os.symlink(secret, letterhead)
+    daemon.wait_log(r"letterhead file .*: is a symbolic link")
+    os.unlink(letterhead)
+    letterhead.write_text(json.dumps({"payload": {"from": "letterhead"}}))
+    wait_until(lambda: os.listdir(mqtt / "new") == [], timeout=20, message="the file sent")
+    [message] = subscriber.wait_for(1, topic="t/lhfifo")
+    assert b"root-only" not in message.payload
+    assert os.listdir(mqtt / "failed") == []
