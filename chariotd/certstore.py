@@ -76,7 +76,10 @@ class Certstore:
 
     def endpoint(self) -> Tuple[str, int]:
         try:
-            data, _ = safe_open.read_file(self.endpoint_file, MAX_SMALL_FILE)
+            # The certstore is root's (it holds the private keys): endpoint.txt may be a
+            # link to a shared file, as with the original; never a FIFO.
+            data, _ = safe_open.read_file(self.endpoint_file, MAX_SMALL_FILE,
+                                          follow_links=True)
         except OSError as error:
             raise CertstoreError(f"certstore {self.path}: cannot read endpoint.txt: "
                                  f"{error.strerror or error}") from None

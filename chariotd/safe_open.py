@@ -58,16 +58,22 @@ def _check(st: os.stat_result, kinds, single_link: bool) -> None:
 
 
 def open_checked(path, flags: int = os.O_RDONLY, kinds=REGULAR,
-                 single_link: bool = False) -> Tuple[int, os.stat_result]:
+                 single_link: bool = False,
+                 follow_links: bool = False) -> Tuple[int, os.stat_result]:
     """(fd, fstat) of PATH opened with FLAGS plus OPEN_FLAGS, when it is one of KINDS
     (and has one link, with SINGLE_LINK). Raises FileNotFoundError when nothing is
     there, Refused when what is there may not be opened, OSError otherwise. O_TRUNC is
-    refused: truncate with os.ftruncate after the check, never before."""
+    refused: truncate with os.ftruncate after the check, never before. FOLLOW_LINKS is
+    only for paths no other user can change (root's own certstore): a symlink there is
+    followed, the rest (no blocking, the type check) holds."""
     if flags & os.O_TRUNC:
         raise ValueError("O_TRUNC before the type check; use os.ftruncate after it")
-    _check(os.lstat(path), kinds, single_link)
+    _check((os.stat if follow_links else os.lstat)(path), kinds, single_link)
+    flags |= OPEN_FLAGS
+    if follow_links:
+        flags &= ~os.O_NOFOLLOW
     try:
-        fd = os.open(path, flags | OPEN_FLAGS)
+        fd = os.open(path, flags)
     except OSError as error:
         if error.errno == errno.ELOOP:  # swapped for a symlink since the lstat
             raise Refused("is a symbolic link (not followed)") from None
@@ -81,10 +87,11 @@ def open_checked(path, flags: int = os.O_RDONLY, kinds=REGULAR,
     return fd, st
 
 
-def read_file(path, limit: int, single_link: bool = False) -> Tuple[bytes, os.stat_result]:
+def read_file(path, limit: int, single_link: bool = False,
+              follow_links: bool = False) -> Tuple[bytes, os.stat_result]:
     """(content, fstat) of the regular file PATH, at most LIMIT bytes (Refused when it
-    is larger). Never blocks, never follows a symlink."""
-    fd, st = open_checked(path, os.O_RDONLY, REGULAR, single_link)
+    is larger). Never blocks; never follows a symlink unless FOLLOW_LINKS."""
+    fd, st = open_checked(path, os.O_RDONLY, REGULAR, single_link, follow_links)
     try:
         if st.st_size > limit:
             raise Refused(f"is {st.st_size} bytes; at most {limit} are read")

@@ -257,3 +257,19 @@ def test_provisioning_outfile_is_0600_when_new_and_keeps_its_own_bits(tmp_path, 
     write_provisioning_outfile(path)
     assert stat.S_IMODE(os.lstat(path).st_mode) == 0o600
     assert secret.read_bytes() == b"root only\n"
+
+
+def test_the_certstores_endpoint_may_be_a_link_but_never_a_fifo(tmp_path):
+    """The certstore is root's: endpoint.txt may link to a shared file (as with the
+    original chariotd); a FIFO there is still refused at once, never waited on."""
+    from chariotd.certstore import Certstore, CertstoreError
+    shared = tmp_path / "endpoint-shared.txt"
+    shared.write_text("iot.example.com:443\n")
+    store = tmp_path / "certs"
+    store.mkdir()
+    os.symlink(shared, store / "endpoint.txt")
+    assert Certstore(store).endpoint() == ("iot.example.com", 443)
+    os.unlink(store / "endpoint.txt")
+    os.mkfifo(store / "endpoint.txt")
+    with pytest.raises(CertstoreError, match="FIFO"):
+        Certstore(store).endpoint()
