@@ -9,13 +9,10 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
-import ssl
-import struct
 import sys
-import threading
 from pathlib import Path
 
+from scripted_broker import ScriptedBroker
 from support import wait_until, write_message
 
 STAND_IN_PROXY = """\
@@ -138,87 +135,9 @@ def test_a_message_with_a_nul_in_its_slot_goes_to_failed(daemons, base_args, sub
     assert sorted(daemon.children()) == roles and "Traceback" not in daemon.log()
 
 
-# -- a broker that sends what MQTT forbids --------------------------------------------------
-class HostileBroker:
-    """Just enough MQTT 3.1.1 over TLS for the link: CONNACK, SUBACK, PINGRESP, PUBACK;
-    `publish` sends a PUBLISH (QoS 0) with any topic bytes, NUL included."""
-
-    def __init__(self, test_pki):
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(test_pki.server_cert, test_pki.server_key)
-        context.load_verify_locations(test_pki.cafile)
-        context.verify_mode = ssl.CERT_REQUIRED
-        self.context = context
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.connection = None
-        self.subscribed = threading.Event()
-        self.lock = threading.Lock()
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _read(self, connection, size: int) -> bytes:
-        data = b""
-        while len(data) < size:
-            chunk = connection.recv(size - len(data))
-            if not chunk:
-                raise ConnectionError
-            data += chunk
-        return data
-
-    def _serve(self) -> None:
-        try:
-            raw, _ = self.listener.accept()
-            connection = self.context.wrap_socket(raw, server_side=True)
-            self.connection = connection
-            while True:
-                kind = self._read(connection, 1)[0]
-                length, shift = 0, 0
-                while True:
-                    byte = self._read(connection, 1)[0]
-                    length |= (byte & 0x7F) << shift
-                    shift += 7
-                    if not byte & 0x80:
-                        break
-                body = self._read(connection, length)
-                if kind >> 4 == 1:  # CONNECT
-                    self._send(b"\x20\x02\x00\x00")
-                elif kind >> 4 == 8:  # SUBSCRIBE: one granted QoS 1 per filter
-                    filters, offset = 0, 2
-                    while offset < len(body):
-                        offset += 2 + struct.unpack(">H", body[offset:offset + 2])[0] + 1
-                        filters += 1
-                    self._send(bytes([0x90, 2 + filters]) + body[:2] + b"\x01" * filters)
-                    self.subscribed.set()
-                elif kind >> 4 == 12:  # PINGREQ
-                    self._send(b"\xd0\x00")
-                elif kind >> 4 == 3 and (kind >> 1) & 3:  # PUBLISH with QoS 1
-                    topic_length = struct.unpack(">H", body[:2])[0]
-                    self._send(b"\x40\x02" + body[2 + topic_length:4 + topic_length])
-                elif kind >> 4 == 14:
-                    return
-        except (OSError, ConnectionError, ssl.SSLError):
-            return
-
-    def _send(self, data: bytes) -> None:
-        with self.lock:
-            self.connection.sendall(data)
-
-    def publish(self, topic: bytes, payload: bytes) -> None:
-        body = struct.pack(">H", len(topic)) + topic + payload
-        assert len(body) < 128
-        self._send(bytes([0x30, len(body)]) + body)
-
-    def close(self) -> None:
-        self.listener.close()
-        if self.connection is not None:
-            self.connection.close()
-        self.thread.join(5)
-
-
 def test_a_topic_with_a_nul_from_the_broker_is_dropped(test_pki, daemons, tmp_path):
     from conftest import make_certstore
-    broker = HostileBroker(test_pki)
+    broker = ScriptedBroker(test_pki, suback="grant", answer=True)
     try:
         handled = tmp_path / "handled"
         handler = executable(tmp_path / "handler",
@@ -239,7 +158,7 @@ def test_a_topic_with_a_nul_from_the_broker_is_dropped(test_pki, daemons, tmp_pa
                      log) == 1, log
         assert sorted(daemon.children()) == roles and "\x00" not in log
     finally:
-        broker.close()
+        broker.stop()
 
 
 # -- --subscribe-exec under a flood ---------------------------------------------------------

@@ -8,102 +8,18 @@ from __future__ import annotations
 import functools
 import json
 import os
-import socket
-import ssl
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
 
 from conftest import make_certstore, start_broker
 from chariotd.sim import pki
+from scripted_broker import ScriptedBroker
 from support import wait_until
 
 FAST = {"CHARIOTD_BACKOFF_BASE": "0.02"}
-
-
-class ScriptedBroker:
-    """A TLS endpoint that accepts CONNECT with a CONNACK, then answers a SUBSCRIBE
-    with a SUBACK refusing every filter (0x80, as MQTT 3.1.1 says) when REFUSE, and
-    never answers anything else (no SUBACK at all, no PUBACK, no PINGRESP)."""
-
-    def __init__(self, test_pki, refuse: bool = False):
-        self.refuse = refuse
-        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.context.load_cert_chain(test_pki.server_cert, test_pki.server_key)
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.listener.settimeout(0.2)
-        self.port = self.listener.getsockname()[1]
-        self.connections = 0
-        self.stopping = threading.Event()
-        self.socks = []
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    @property
-    def endpoint(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def _serve(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                raw, _ = self.listener.accept()
-            except (socket.timeout, OSError):
-                continue
-            threading.Thread(target=self._session, args=(raw,), daemon=True).start()
-
-    @staticmethod
-    def _packet(sock):
-        def read(n):
-            data = b""
-            while len(data) < n:
-                chunk = sock.recv(n - len(data))
-                if not chunk:
-                    raise EOFError
-                data += chunk
-            return data
-        kind = read(1)[0]
-        length, shift = 0, 0
-        while True:
-            byte = read(1)[0]
-            length |= (byte & 127) << shift
-            shift += 7
-            if not byte & 128:
-                break
-        return kind, read(length)
-
-    def _session(self, raw) -> None:
-        try:
-            sock = self.context.wrap_socket(raw, server_side=True)
-            self.socks.append(sock)
-            sock.settimeout(1)
-            self._packet(sock)  # CONNECT
-            sock.sendall(b"\x20\x02\x00\x00")  # CONNACK, accepted
-            self.connections += 1
-            while not self.stopping.is_set():
-                try:
-                    kind, body = self._packet(sock)
-                except socket.timeout:
-                    continue
-                if kind == 0x82 and self.refuse:  # SUBSCRIBE: refuse every filter
-                    count, pos = 0, 2
-                    while pos < len(body):
-                        pos += 2 + int.from_bytes(body[pos:pos + 2], "big") + 1
-                        count += 1
-                    sock.sendall(bytes([0x90, 2 + count]) + body[:2] + b"\x80" * count)
-        except (OSError, ssl.SSLError, EOFError):
-            pass
-        finally:
-            raw.close()
-
-    def stop(self) -> None:
-        self.stopping.set()
-        self.thread.join(5)
-        self.listener.close()
-        for sock in self.socks:
-            sock.close()
 
 
 def two_certificate_store(test_pki, path: Path, endpoint: str):
@@ -137,7 +53,7 @@ def test_a_refused_shadow_subscription_is_a_counted_connection_failure(
         daemons, test_pki, tmp_path):
     """A SUBACK of 0x80 for the shadow response filters. (Mosquitto 2.0's acl_file
     grants every SUBSCRIBE and filters delivery instead, so a scripted broker says it.)"""
-    refusing = ScriptedBroker(test_pki, refuse=True)
+    refusing = ScriptedBroker(test_pki, suback="refuse")
     try:
         store = make_certstore(test_pki, tmp_path / "certstore", refusing.endpoint)
         daemon = daemons(["--clientid=dev1", f"--cacert={test_pki.cafile}",
