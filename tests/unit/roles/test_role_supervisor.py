@@ -69,6 +69,13 @@ def killed_by_sigsegv(others: int):
     return run
 
 
+def raises(others: int):
+    def run(context) -> int:
+        exits_with(0, others)(context)
+        raise RuntimeError("boom")  # runtime.child_main: traceback logged, status 1
+    return run
+
+
 def role(name: str, run) -> Role:
     return Role(name, f"chariotd-test: {name}", name, run)
 
@@ -157,6 +164,8 @@ def test_a_child_that_exits_stops_the_others_sigterm_then_sigkill(tree):
     (exits_with(2, others=1), 2),       # a configuration error
     (exits_with(0, others=1), 0),       # a role that finished its job (provisioning)
     (exits_with(1, others=1), 1),
+    (exits_with(3, others=1), 1),       # any other status: a runtime failure
+    (raises(others=1), 1),              # an unexpected exception
     (killed_by_sigsegv(others=1), 1),   # a crash
 ])
 def test_the_tree_exits_with_what_the_first_child_to_end_means(tree, run, expected):
@@ -166,23 +175,38 @@ def test_the_tree_exits_with_what_the_first_child_to_end_means(tree, run, expect
     assert (MARKERS / "calm.stopped").exists() and parent.children == {}
 
 
-def test_sigterm_stops_every_child_in_order_and_exits_0(tree):
-    parent = tree(role("one", waits_for_sigterm), role("two", waits_for_sigterm))
+def sigterm_when_ready(parent, count: int) -> None:
+    """Send the parent SIGTERM (as runit or systemd stops the tree) once COUNT children
+    are in place."""
     deadline = time.monotonic() + READY_WITHIN
 
-    def when_ready() -> None:
-        if _ready_all(2) or time.monotonic() > deadline:
-            os.kill(os.getpid(), signal.SIGTERM)  # as runit or systemd stops the tree
+    def check() -> None:
+        if _ready_all(count) or time.monotonic() > deadline:
+            os.kill(os.getpid(), signal.SIGTERM)
         else:
-            parent.loop.call_later(0.01, when_ready)
+            parent.loop.call_later(0.01, check)
 
-    parent.loop.call_later(0.01, when_ready)
-    started = time.monotonic()
+    parent.loop.call_later(0.01, check)
+
+
+def test_sigterm_stops_every_child_in_order_and_exits_0(tree):
+    parent = tree(role("one", waits_for_sigterm), role("two", waits_for_sigterm))
+    sigterm_when_ready(parent, 2)
     assert parent.run() == 0
-    assert time.monotonic() - started < READY_WITHIN
     assert parent.signalled == [(signal.SIGTERM, ["one", "two"])]  # no SIGKILL needed
     assert (MARKERS / "one.stopped").exists() and (MARKERS / "two.stopped").exists()
     assert parent.statuses == [0, 0]
+
+
+def test_sigterm_with_a_wedged_child_kills_it_after_the_grace_and_exits_0(tree):
+    parent = tree(role("calm", waits_for_sigterm), role("wedged", ignores_sigterm))
+    sigterm_when_ready(parent, 2)
+    assert parent.run() == 0
+    assert parent.signalled == [(signal.SIGTERM, ["calm", "wedged"]),
+                                (signal.SIGKILL, ["wedged"])]
+    sigterm, sigkill = parent.signal_times
+    assert GRACE <= sigkill - sigterm < GRACE + 1.0
+    assert sorted(parent.statuses) == [0, signal.SIGKILL]
 
 
 # -- the parent's mailbox under systemd -----------------------------------------------------
