@@ -37,6 +37,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from chariotd import cli
 from chariotd.broker_link import main as link_main
+from chariotd.broker_link.deadlines import Deadlines
 from chariotd.ipc.mailbox import Mailbox
 from chariotd.ipc.messages import LinkState, decode, encode
 from chariotd.loop import Loop
@@ -324,12 +325,17 @@ class FakeClient:
 
 # -- the link, wired ----------------------------------------------------------------------
 
+# Deadlines short enough to read in a test (the clock is fake: nothing waits for them).
+DEADLINES = Deadlines(connack=5.0, suback=5.0, puback=30.0, request=10.0)
+
+
 class LinkRig:
     """The real Link (broker_link.main) in-process: a certstore of two certificates
     (`aaaa` preferred, `bbbb`), a FakeLoop with the link's after-each pass, a FakeMailbox
     with the link's dispatch table, and a FakeClient per connection attempt (`clients`)."""
 
-    def __init__(self, tmp_path, monkeypatch, deadlines, args: Sequence[str] = (),
+    def __init__(self, tmp_path, monkeypatch, deadlines: Deadlines = DEADLINES,
+                 args: Sequence[str] = (),
                  peers: Sequence[str] = ("applier", "msg0"), make_client=None):
         store = tmp_path / "certstore"
         for cert_id in ("aaaa", "bbbb"):
@@ -400,3 +406,4 @@ class LinkRig:
     def close(self) -> None:
         for client in self.clients:
             client.close()
+

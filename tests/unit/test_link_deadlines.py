@@ -11,143 +11,140 @@ import ssl
 import pytest
 
 from chariotd.broker_link import main as link_main
-from chariotd.broker_link.deadlines import Deadlines
 from chariotd.broker_link.session import CaProblem
-from chariotd.ipc.messages import LinkState, Publish, ShadowRequest
-from fakes import FakeClient, LinkRig
-
-DEADLINES = Deadlines(connack=5.0, suback=5.0, puback=30.0, request=10.0)
+from chariotd.ipc.messages import Publish, ShadowRequest
+from fakes import DEADLINES, FakeClient, LinkRig
 
 
 @pytest.fixture
-def harness(tmp_path, monkeypatch):
-    rig = LinkRig(tmp_path, monkeypatch, DEADLINES)
-    yield rig
-    rig.close()
+def rig(tmp_path, monkeypatch):
+    made = LinkRig(tmp_path, monkeypatch)
+    yield made
+    made.close()
 
 
-def test_no_suback_drops_the_connection_counted_and_reconnects(harness, caplog):
+def test_no_suback_drops_the_connection_counted_and_reconnects(rig, caplog):
     caplog.set_level(logging.INFO)
-    harness.link.connect()
-    first = harness.client
-    harness.read(first.connack())
-    assert harness.link.state == link_main.SUBSCRIBING
-    harness.loop.advance(DEADLINES.suback - 0.1)
-    assert harness.link.state == link_main.SUBSCRIBING
-    harness.loop.advance(0.2)
-    assert first.socket() is None and harness.link.client is not first  # dropped
-    assert harness.link.state == link_main.WAITING
-    assert harness.link.failures.charged == 1
+    rig.link.connect()
+    first = rig.client
+    rig.read(first.connack())
+    assert rig.link.state == link_main.SUBSCRIBING
+    rig.loop.advance(DEADLINES.suback - 0.1)
+    assert rig.link.state == link_main.SUBSCRIBING
+    rig.loop.advance(0.2)
+    assert first.socket() is None and rig.link.client is not first  # dropped
+    assert rig.link.state == link_main.WAITING
+    assert rig.link.failures.charged == 1
     assert "no SUBACK within 5 s" in caplog.text
-    harness.loop.advance(1)  # the backoff (at most 0.5 s; 1 s since the CONNECT)
-    assert len(harness.clients) == 2 and harness.link.state == link_main.CONNECTING
+    rig.loop.advance(1)  # the backoff (at most 0.5 s; 1 s since the CONNECT)
+    assert len(rig.clients) == 2 and rig.link.state == link_main.CONNECTING
 
 
-def test_six_brokers_without_suback_rotate_preferred_and_exit_1(harness):
-    harness.link.connect()
+def test_six_brokers_without_suback_rotate_preferred_and_exit_1(rig):
+    rig.link.connect()
     for attempt in range(6):
-        harness.read(harness.client.connack())  # a CONNACK does not clear the count
-        harness.loop.advance(DEADLINES.suback + 0.1)
-        assert harness.link.failures.charged == attempt + 1
-        harness.reconnect()  # the backoff, whatever it drew
-    assert harness.loop.status == 1 and len(harness.clients) == 6
-    assert os.readlink(harness.store / "preferred") == "bbbb"
+        rig.read(rig.client.connack())  # a CONNACK does not clear the count
+        rig.loop.advance(DEADLINES.suback + 0.1)
+        assert rig.link.failures.charged == attempt + 1
+        rig.reconnect()  # the backoff, whatever it drew
+    assert rig.loop.status == 1 and len(rig.clients) == 6
+    assert os.readlink(rig.store / "preferred") == "bbbb"
 
 
-def test_suback_in_time_is_up_and_clears_the_count(harness):
-    harness.link.connect()
-    client = harness.client
-    harness.link.failures.add()
-    harness.read(client.connack())
-    harness.loop.advance(DEADLINES.suback - 1)
-    harness.read(client.suback())
-    assert harness.link.state == link_main.UP and harness.link.failures.charged == 0
-    assert harness.link_states() == [True]
-    harness.loop.advance(DEADLINES.suback * 3)  # the deadline was cancelled
-    assert harness.link.state == link_main.UP
+def test_suback_in_time_is_up_and_clears_the_count(rig):
+    rig.link.connect()
+    client = rig.client
+    rig.link.failures.add()
+    rig.read(client.connack())
+    rig.loop.advance(DEADLINES.suback - 1)
+    rig.read(client.suback())
+    assert rig.link.state == link_main.UP and rig.link.failures.charged == 0
+    assert rig.link_states() == [True]
+    rig.loop.advance(DEADLINES.suback * 3)  # the deadline was cancelled
+    assert rig.link.state == link_main.UP
 
 
-def test_refused_shadow_subscription_is_a_counted_failure(harness, caplog):
-    harness.link.connect()
-    client = harness.client
-    harness.read(client.connack())
-    harness.read(client.suback(code=0x80))
+def test_refused_shadow_subscription_is_a_counted_failure(rig, caplog):
+    rig.link.connect()
+    client = rig.client
+    rig.read(client.connack())
+    rig.read(client.suback(code=0x80))
     assert "subscription to $aws/things/dev1/shadow/get/+ refused" in caplog.text
     assert "refused the subscription to the shadow responses" in caplog.text
-    assert harness.link.state == link_main.WAITING and harness.link.failures.charged == 1
+    assert rig.link.state == link_main.WAITING and rig.link.failures.charged == 1
 
 
-def test_a_suback_of_an_old_connection_is_ignored(harness):
-    harness.link.connect()
-    old = harness.client
-    harness.read(old.connack())
-    harness.loop.advance(DEADLINES.suback + 0.1)
-    new = harness.reconnect()
-    harness.read(new.connack())
+def test_a_suback_of_an_old_connection_is_ignored(rig):
+    rig.link.connect()
+    old = rig.client
+    rig.read(old.connack())
+    rig.loop.advance(DEADLINES.suback + 0.1)
+    new = rig.reconnect()
+    rig.read(new.connack())
     old.suback()  # its SUBACK, handed over by the old client (its socket is closed)
     old.inbound.popleft()()
-    assert harness.link.state == link_main.SUBSCRIBING
+    assert rig.link.state == link_main.SUBSCRIBING
 
 
 def test_no_puback_drops_the_connection_and_the_watcher_hears_the_link_went_down(
-        harness, caplog):
-    client = harness.up()
-    harness.deliver("msg0", Publish(ids=[1, 2], topics=["t/1", "t/2"],
+        rig, caplog):
+    client = rig.up()
+    rig.deliver("msg0", Publish(ids=[1, 2], topics=["t/1", "t/2"],
                                     payloads=[b"a", b"b"], qos=[1, 1], window=2))
-    harness.loop.advance(DEADLINES.puback / 2)
-    harness.read(client.puback(client.unacked()[0]))  # progress: the wait restarts
-    harness.loop.advance(DEADLINES.puback - 1)
-    assert harness.link.state == link_main.UP
-    harness.loop.advance(2)
-    assert client.socket() is None and harness.link.client is not client  # dropped
+    rig.loop.advance(DEADLINES.puback / 2)
+    rig.read(client.puback(client.unacked()[0]))  # progress: the wait restarts
+    rig.loop.advance(DEADLINES.puback - 1)
+    assert rig.link.state == link_main.UP
+    rig.loop.advance(2)
+    assert client.socket() is None and rig.link.client is not client  # dropped
     assert "no PUBACK for 30 s with 1 publishes unacknowledged" in caplog.text
-    assert harness.link_states() == [True, False]
-    assert harness.link_states("msg0") == [True, False]
+    assert rig.link_states() == [True, False]
+    assert rig.link_states("msg0") == [True, False]
 
 
-def test_an_unanswered_shadow_request_publish_is_under_the_puback_deadline(harness, caplog):
-    client = harness.up()
-    harness.deliver("applier", ShadowRequest(thing="dev1", shadow=None, action="get",
+def test_an_unanswered_shadow_request_publish_is_under_the_puback_deadline(rig, caplog):
+    client = rig.up()
+    rig.deliver("applier", ShadowRequest(thing="dev1", shadow=None, action="get",
                                              payload=b"{}"))
-    harness.loop.advance(DEADLINES.puback + 0.1)
-    assert client.socket() is None and harness.link.client is not client  # dropped
+    rig.loop.advance(DEADLINES.puback + 0.1)
+    assert client.socket() is None and rig.link.client is not client  # dropped
     assert "no PUBACK for 30 s with 1 publishes unacknowledged" in caplog.text
 
 
-def test_qos0_and_acknowledged_publishes_hold_no_deadline(harness):
-    client = harness.up()
-    harness.deliver("msg0", Publish(ids=[1, 2], topics=["t/1", "t/2"],
+def test_qos0_and_acknowledged_publishes_hold_no_deadline(rig):
+    client = rig.up()
+    rig.deliver("msg0", Publish(ids=[1, 2], topics=["t/1", "t/2"],
                                     payloads=[b"a", b"b"], qos=[0, 1], window=2))
-    harness.read(client.puback(*client.unacked()))
-    harness.loop.advance(DEADLINES.puback * 3)
-    assert harness.link.state == link_main.UP
+    rig.read(client.puback(*client.unacked()))
+    rig.loop.advance(DEADLINES.puback * 3)
+    assert rig.link.state == link_main.UP
 
 
-def test_no_connack_is_a_counted_failure(harness, caplog):
-    harness.link.connect()
-    harness.loop.advance(DEADLINES.connack + 0.1)
-    assert harness.clients[0].socket() is None and harness.link.failures.charged == 1
+def test_no_connack_is_a_counted_failure(rig, caplog):
+    rig.link.connect()
+    rig.loop.advance(DEADLINES.connack + 0.1)
+    assert rig.clients[0].socket() is None and rig.link.failures.charged == 1
     assert "no CONNACK within 5 s" in caplog.text
 
 
-def test_a_message_over_128_kib_is_dropped_before_routing(harness, caplog):
-    client = harness.up()
+def test_a_message_over_128_kib_is_dropped_before_routing(rig, caplog):
+    client = rig.up()
     delta = b"$aws/things/dev1/shadow/update/delta"
-    harness.mailbox.take()
-    harness.read(client.message(delta + b"\x1b[2J", b"x" * 131073))
-    assert harness.mailbox.sent == []
+    rig.mailbox.take()
+    rig.read(client.message(delta + b"\x1b[2J", b"x" * 131073))
+    assert rig.mailbox.sent == []
     assert ("dropped a message of 131073 bytes on '$aws/things/dev1/shadow/update/delta"
             "\\x1b[2J': more than 131072 bytes") in caplog.text
-    harness.read(client.message(delta, b"x" * 131072))
-    assert len(harness.mailbox.sent) == 1  # the limit itself goes through
+    rig.read(client.message(delta, b"x" * 131072))
+    assert len(rig.mailbox.sent) == 1  # the limit itself goes through
 
 
-def test_an_oversize_packet_drops_the_connection_uncharged(harness, caplog):
-    client = harness.up()
-    harness.read(client.lose(refused=(0x30, 60_000_000)))
-    assert harness.link.state == link_main.WAITING
+def test_an_oversize_packet_drops_the_connection_uncharged(rig, caplog):
+    client = rig.up()
+    rig.read(client.lose(refused=(0x30, 60_000_000)))
+    assert rig.link.state == link_main.WAITING
     assert "the broker sent a packet of 60000000 bytes (type 0x30)" in caplog.text
-    assert harness.link.failures.charged == 0
+    assert rig.link.failures.charged == 0
 
 
 def test_a_ca_problem_never_rotates_preferred(tmp_path, monkeypatch, caplog):

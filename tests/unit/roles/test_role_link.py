@@ -8,17 +8,14 @@ from __future__ import annotations
 import pytest
 
 from chariotd.broker_link import main as link_main
-from chariotd.broker_link.deadlines import Deadlines
 from chariotd.ipc.messages import (LinkState, Publish, Published, PublishFailed,
                                    ShadowRequest, ShadowResponse)
 from fakes import LinkRig
 
-DEADLINES = Deadlines(connack=5.0, suback=5.0, puback=30.0, request=10.0)
-
 
 @pytest.fixture
 def rig(tmp_path, monkeypatch):
-    made = LinkRig(tmp_path, monkeypatch, DEADLINES)
+    made = LinkRig(tmp_path, monkeypatch)
     yield made
     made.close()
 
@@ -116,6 +113,7 @@ def test_qos0_publishes_are_acknowledged_once_written(rig):
     client = rig.up()
     rig.mailbox.take()
     rig.deliver("msg0", publish([7, 8], window=2, qos=0))
+    assert [p.qos for p in client.written] == [0, 0]
     assert rig.mailbox.take() == [("msg0", Published(ids=[7, 8]))]
     assert rig.link.unacked == set()  # no PUBACK owed
 
