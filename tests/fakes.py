@@ -36,7 +36,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from chariotd import cli
-from chariotd.broker_link import main as link_main
+from chariotd.broker_link import backoff, main as link_main
 from chariotd.broker_link.deadlines import Deadlines
 from chariotd.ipc.mailbox import Mailbox
 from chariotd.ipc.messages import LinkState, decode, encode
@@ -332,7 +332,8 @@ DEADLINES = Deadlines(connack=5.0, suback=5.0, puback=30.0, request=10.0)
 class LinkRig:
     """The real Link (broker_link.main) in-process: a certstore of two certificates
     (`aaaa` preferred, `bbbb`), a FakeLoop with the link's after-each pass, a FakeMailbox
-    with the link's dispatch table, and a FakeClient per connection attempt (`clients`)."""
+    with the link's dispatch table, a FakeClient per connection attempt (`clients`),
+    and backoff without randomness (each wait is its ceiling)."""
 
     def __init__(self, tmp_path, monkeypatch, deadlines: Deadlines = DEADLINES,
                  args: Sequence[str] = (),
@@ -359,6 +360,11 @@ class LinkRig:
             return client
 
         monkeypatch.setattr(link_main, "new_client", new_client)
+        # Jitter drawn at its ceiling: the same waits on every run (a draw near 0 would
+        # reconnect inside a test's advance() now and then).
+        jittered = backoff.delay
+        monkeypatch.setattr(backoff, "delay", lambda attempt, **options: jittered(
+            attempt, **{**options, "uniform": lambda low, high: high}))
         context = role_context(self.config, "link", peers, self.loop, self.mailbox,
                                rundir=str(tmp_path))
         self.link = link_main.Link(context, clock=self.loop.clock, deadlines=deadlines)

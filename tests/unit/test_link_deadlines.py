@@ -36,7 +36,7 @@ def test_no_suback_drops_the_connection_counted_and_reconnects(rig, caplog):
     assert rig.link.state == link_main.WAITING
     assert rig.link.failures.charged == 1
     assert "no SUBACK within 5 s" in caplog.text
-    rig.loop.advance(1)  # the backoff (at most 0.5 s; 1 s since the CONNECT)
+    rig.loop.advance(1)  # the backoff: 0.5 s (its ceiling: fakes.LinkRig)
     assert len(rig.clients) == 2 and rig.link.state == link_main.CONNECTING
 
 
