@@ -159,10 +159,12 @@ class Supervisor:
         from chariotd.ipc.mailbox import Mailbox
         self.zmq_context = zmq.Context(1)
         self.mailbox = Mailbox(self.zmq_context, self.rundir, PARENT)
-        self.loop.add_reader(self.mailbox.socket, lambda: self.mailbox.dispatch({
-            LinkState: self.on_link_state,
-            LinkHeartbeat: self.on_link_heartbeat,
-        }))
+        handlers = self.handlers()
+        self.loop.add_reader(self.mailbox.socket, lambda: self.mailbox.dispatch(handlers))
+
+    def handlers(self):
+        """The parent's dispatch table (its mailbox hears only the link)."""
+        return {LinkState: self.on_link_state, LinkHeartbeat: self.on_link_heartbeat}
 
     def on_link_state(self, sender: str, state: LinkState) -> None:
         if self.stopping:

@@ -410,7 +410,12 @@ class Link:
         self.answer_timer = None
         self._answer()
 
-    # -- requests from the watchers -------------------------------------------------------
+    # -- requests from the other roles ----------------------------------------------------
+    def handlers(self):
+        """The link's dispatch table: each message kind it receives -> its handler."""
+        return {Command: self.on_command, Publish: self.publish,
+                RequestTimeout: self.request_timed_out, ShadowRequest: self.shadow_request}
+
     def publish(self, sender: str, request: Publish) -> None:
         if self.state != UP or self.client is None:
             for request_id in request.ids:
@@ -484,13 +489,10 @@ class Link:
 
 def run(context: RoleContext) -> int:
     link = Link(context, deadlines=from_environment(os.environ))
+    handlers = link.handlers()
     context.loop.after_each(link.after_each_pass)
     context.loop.add_reader(context.mailbox.socket,
-                            lambda: context.mailbox.dispatch({
-                                Command: link.on_command,
-                                Publish: link.publish,
-                                RequestTimeout: link.request_timed_out,
-                                ShadowRequest: link.shadow_request}))
+                            lambda: context.mailbox.dispatch(handlers))
     link.start()
     if context.parent_mailbox and context.heartbeat_interval:
         link.heartbeat()

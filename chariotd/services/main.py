@@ -174,6 +174,12 @@ class Applier:
         else:
             self._finish((sender, command.id), f"unknown command {command.name!r}")
 
+    def handlers(self):
+        """The applier's dispatch table: message kind -> handler."""
+        return {LinkState: self.on_link_state, ShadowResponse: self.on_shadow_response,
+                LocalUpdate: self.on_local_update, Command: self.on_command,
+                Message: self.on_message}
+
     def refetch(self) -> None:
         if not self.link_up:
             log.info("the link is down; the shadows are fetched when it comes up")
@@ -187,13 +193,8 @@ def run(context: RoleContext) -> int:
     mailbox = context.mailbox
     context.loop.on_signal(signal.SIGHUP, applier.refetch)
     AfterBursts(context.loop, lambda: mailbox.received)  # a flood's memory goes back
-    context.loop.add_reader(mailbox.socket, lambda: mailbox.dispatch({
-        LinkState: applier.on_link_state,
-        ShadowResponse: applier.on_shadow_response,
-        LocalUpdate: applier.on_local_update,
-        Command: applier.on_command,
-        Message: applier.on_message,
-    }))
+    handlers = applier.handlers()
+    context.loop.add_reader(mailbox.socket, lambda: mailbox.dispatch(handlers))
     try:
         return context.loop.run()
     finally:

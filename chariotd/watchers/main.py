@@ -18,11 +18,8 @@ def run_messages(context: RoleContext) -> int:
     handler = MessagesHandler(context, options, actiondir)
     loop, mailbox = context.loop, context.mailbox
     loop.add_reader(actiondir.fileno(), handler.on_inotify)
-    loop.add_reader(mailbox.socket, lambda: mailbox.dispatch({
-        LinkState: handler.on_link_state,
-        Published: handler.on_published,
-        PublishFailed: handler.on_publish_failed,
-    }))
+    handlers = handler.handlers()
+    loop.add_reader(mailbox.socket, lambda: mailbox.dispatch(handlers))
     actiondir.prune_failed()
     handler.rescan()
     try:
@@ -37,11 +34,8 @@ def _run_requests(context: RoleContext, path: str, route) -> int:
     handler = RequestsHandler(context, actiondir, route)
     loop, mailbox = context.loop, context.mailbox
     loop.add_reader(actiondir.fileno(), handler.on_inotify)
-    loop.add_reader(mailbox.socket, lambda: mailbox.dispatch({
-        Applied: handler.on_applied,
-        Rejected: handler.on_rejected,
-        LinkState: lambda sender, state: None,
-    }))
+    handlers = handler.handlers()
+    loop.add_reader(mailbox.socket, lambda: mailbox.dispatch(handlers))
     actiondir.prune_failed()
     handler.rescan()
     try:

@@ -333,6 +333,11 @@ class MessagesHandler:
         self.outbox.append((request_id, message))  # sent together at the end of pump()
 
     # -- outcomes -----------------------------------------------------------------------
+    def handlers(self):
+        """The messages watcher's dispatch table: message kind -> handler."""
+        return {LinkState: self.on_link_state, Published: self.on_published,
+                PublishFailed: self.on_publish_failed}
+
     def on_published(self, sender: str, reply: Published) -> None:
         for request_id in reply.ids:
             landed = self._land(request_id)

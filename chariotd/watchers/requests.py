@@ -67,6 +67,16 @@ class RequestsHandler:
             self.inflight[request_id] = name
             self.mailbox.send(owner, message)
 
+    def handlers(self):
+        """A requests watcher's dispatch table: message kind -> handler."""
+        from chariotd.ipc.messages import LinkState  # every role hears it
+        return {Applied: self.on_applied, Rejected: self.on_rejected,
+                LinkState: self.on_link_state}
+
+    def on_link_state(self, sender: str, state) -> None:
+        """Nothing to do: requests go to the applier or the link, never to the broker;
+        their owner answers them whether the link is up or not."""
+
     def on_applied(self, sender: str, reply: Applied) -> None:
         name = self.inflight.pop(reply.id, None)
         if name is not None:

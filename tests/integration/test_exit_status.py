@@ -60,11 +60,11 @@ def run_tree(tmp_path, case: str):
     return process, bystander
 
 
+# Statuses 0, 2, 3 -> 1 and 1, SIGSEGV, and the SIGKILL after GRACE are held in-process
+# by tests/unit/roles/test_role_supervisor.py (the same Supervisor and child_main, with
+# no log text); here the subprocess tree also shows the log lines users read.
 @pytest.mark.parametrize("case,expected", [
-    ("0", 0),      # a role that finished its job (fleet provisioning): restart picks it up
     ("2", 2),      # a role that found a configuration error
-    ("3", 1),      # any other status: a runtime failure
-    ("1", 1),
     ("crash", 1),  # an unexpected exception: traceback logged, status 1
 ])
 def test_the_first_child_to_end_decides_the_status(tmp_path, case, expected):
