@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from chariotd.ipc.messages import Applied, LinkState, Published, PublishFailed, Rejected
 from chariotd.runtime import RoleContext
 from chariotd.watchers.actiondir import ActionDir
 from chariotd.watchers.messages import MessagesHandler

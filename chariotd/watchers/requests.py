@@ -8,7 +8,7 @@ import itertools
 import logging
 from typing import Callable, Dict, Optional, Tuple, Union
 
-from chariotd.ipc.messages import Applied, Command, LocalUpdate, Rejected
+from chariotd.ipc.messages import Applied, Command, LinkState, LocalUpdate, Rejected
 from chariotd.runtime import APPLIER, LINK, RoleContext
 from chariotd.watchers.actiondir import ActionDir
 from chariotd.watchers.queue import Backlog, Entry
@@ -69,7 +69,6 @@ class RequestsHandler:
 
     def handlers(self):
         """A requests watcher's dispatch table: message kind -> handler."""
-        from chariotd.ipc.messages import LinkState  # every role hears it
         return {Applied: self.on_applied, Rejected: self.on_rejected,
                 LinkState: self.on_link_state}
 
