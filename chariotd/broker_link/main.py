@@ -252,6 +252,8 @@ class Link:
 
     # -- paho callbacks -----------------------------------------------------------------
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if client is not self.client:  # a client already dropped: its news is stale
+            return
         self._cancel_deadline()
         if reason_code.is_failure:
             self._lost(f"connection refused: {reason_code}")
@@ -290,6 +292,8 @@ class Link:
             self._enter(UP)
 
     def _on_message(self, client, userdata, message) -> None:
+        if client is not self.client:
+            return
         payload = message.payload
         if len(payload) > MAX_INBOUND_PAYLOAD:  # AWS never sends one: a hostile broker
             log.warning("dropped a message of %d bytes on %s: more than %d bytes",
@@ -321,6 +325,8 @@ class Link:
             self.driver.detach()
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
+        if client is not self.client:  # a mid of a dropped client is not ours now
+            return
         # Packets are only queued by publish() and written after the pass (driver.py),
         # so every publish of a watcher is in `inflight` by the time it is finished;
         # anything else (a shadow request's PUBACK) is nobody's to answer.

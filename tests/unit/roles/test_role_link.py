@@ -158,3 +158,21 @@ def test_shadow_responses_are_routed_to_the_applier(rig):
 def test_the_dispatch_table_covers_what_the_other_roles_send(rig):
     from chariotd.ipc.messages import Command, RequestTimeout
     assert set(rig.link.handlers()) == {Command, Publish, RequestTimeout, ShadowRequest}
+
+
+def test_news_from_a_client_the_link_already_dropped_is_ignored(rig):
+    """A late callback of a dropped client (its CONNACK, a PUBACK mid, a message) must
+    not move the new connection's state or acknowledge anything of the new one."""
+    rig.link.connect()
+    old = rig.client
+    rig.loop.advance(5.0)  # no CONNACK within the deadline: dropped, counted
+    assert rig.link.state == link_main.WAITING
+    new = rig.reconnect()
+    assert new is not old and rig.link.state == link_main.CONNECTING
+    old.connack()
+    old.message("$aws/things/dev1/shadow/update/delta", b'{"state":{}}')
+    old.puback(1)
+    for event in old.inbound:  # the stale client's news, delivered by hand
+        event()
+    assert rig.link.state == link_main.CONNECTING
+    assert rig.mailbox.sent == []
