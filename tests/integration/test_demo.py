@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from support import wait_until
+from support import end_process_group, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 USUAL_PORT = 18883
@@ -26,11 +26,7 @@ def run_demo(tmp_path: Path, timeout: float = 60, **env) -> subprocess.Completed
     try:
         stdout, stderr = process.communicate(timeout=timeout)
     finally:
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        process.wait(5)
+        end_process_group(process)
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
@@ -111,10 +107,6 @@ def test_demo_stops_everything_on_sigterm_while_running(tmp_path):
         process.send_signal(signal.SIGTERM)
         assert process.wait(20) == 143
     finally:
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        process.wait(5)
+        end_process_group(process)
     assert out_path.read_text().endswith(f"demo: stopped; state kept in {demo}\n")
     assert processes_mentioning(str(demo)) == []

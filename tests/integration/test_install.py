@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from chariotd import __version__
-from support import Daemon, wait_until
+from support import Daemon, end_process_group, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 PYENV = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
@@ -153,11 +153,7 @@ def test_wheel_installs_and_runs_on_python_3_9_and_3_11(base_args, tmp_path):
         process.send_signal(signal.SIGTERM)
         assert process.wait(10) == 0
     finally:
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        process.wait(5)
+        end_process_group(process)
 
 
 def test_readme_and_service_files_agree():
