@@ -3,6 +3,7 @@
 main         command entry point: parse, validate, hand to the supervisor
 cli          every flag, its default and help text; THING:DIR and DIR:VALUE parsing
 supervisor   forks one process per role, waits, tears the tree down, exit statuses
+extras       the optional parts (fleet provisioning, chariotd-sim) and their extras
 sdnotify     systemd's sd_notify protocol (READY, STATUS, WATCHDOG, STOPPING), parent only
 runtime      what every child process does first: title, signals, parent watch, loop
 loop         the one poll loop each process runs (zmq.Poller, timers, signal wake-up)

@@ -30,7 +30,11 @@ def prepare_action_dir(path: str, flag: str) -> None:
 def validate_fleetprov(config: Config) -> None:
     """The --fleetprov file and its claimstore (a certstore with its own endpoint.txt
     and at least one claim certificate)."""
+    from chariotd.extras import missing
     from chariotd.fleetprov import FleetProvError, load
+    problem = missing("fleetprov")
+    if problem:
+        raise ConfigError(f"--fleetprov: fleet provisioning {problem}")
     try:
         fleetprov = load(config.fleetprov)
     except FleetProvError as error:

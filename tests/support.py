@@ -232,3 +232,13 @@ class Supervised:
     def stop(self):
         self._stop.set()
         self._thread.join()
+
+
+def end_process_group(process: subprocess.Popen) -> None:
+    """SIGKILL what is left of PROCESS's group (it was started with start_new_session),
+    then reap PROCESS: a test's `finally`, so that nothing outlives it."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait(5)
