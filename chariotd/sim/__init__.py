@@ -31,7 +31,7 @@ log             one line per event on stderr, prefixed "sim:"
 
 def __getattr__(name):
     # Lazy, so `import chariotd.sim.pki` does not pull in paho and the service.
-    if name in ("Simulator", "ShadowRejected"):
+    if name in ("Simulator", "ShadowRejected", "CommandRejected"):
         from chariotd.sim import simulator
         return getattr(simulator, name)
     raise AttributeError(name)
