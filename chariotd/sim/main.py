@@ -14,6 +14,7 @@ from typing import List, Optional
 
 from chariotd import __version__
 from chariotd.sim.cloud import CloudClient, CloudError
+from chariotd.sim.defender import DefenderOptions
 from chariotd.sim.shadow_service import ShadowOptions
 from chariotd.sim.simulator import (DEFAULT_PORT, Paths, Simulator, make_device, prepare,
                                     recorded_port, tunnel_notification)
@@ -75,7 +76,8 @@ def cmd_up(args) -> int:
     signal.set_wakeup_fd(wake_write)
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: None)
-    sim = Simulator(args.dir, port=port, options=options, open_topics=not args.strict_topics)
+    sim = Simulator(args.dir, port=port, options=options, open_topics=not args.strict_topics,
+                    defender_options=DefenderOptions(min_interval=args.defender_min_interval))
     try:
         sim.start()
     except (RuntimeError, OSError) as error:
@@ -220,6 +222,10 @@ def cmd_job_cancel(args) -> int:
                                                   "force": args.force})
 
 
+def cmd_defender(args) -> int:
+    return _command_call(args, "defender", "reports", {"thingName": args.thing})
+
+
 def _job_parser(sub, common) -> None:
     job = sub.add_parser("job", help="AWS IoT Jobs as the cloud: create, list, describe, "
                                      "cancel")
@@ -278,6 +284,9 @@ def parser() -> argparse.ArgumentParser:
                     help="shadow nesting depth limit (AWS's error text says 6)")
     up.add_argument("--delta-on-change-only", action="store_true",
                     help="publish update/delta only when the delta changed")
+    up.add_argument("--defender-min-interval", type=int, default=300, metavar="SECONDS",
+                    help="Device Defender: reject a thing's report sooner than this after "
+                         "its last accepted one (AWS: 300)")
     up.add_argument("--strict-topics", action="store_true",
                     help="devices may use only their $aws topics, no ordinary ones")
     up.set_defaults(run=cmd_up)
@@ -325,6 +334,12 @@ def parser() -> argparse.ArgumentParser:
     tunnel.set_defaults(run=cmd_tunnel)
 
     _job_parser(sub, common)
+
+    defender = sub.add_parser("defender", parents=[common],
+                              help="print THING's last Device Defender reports (JSON)")
+    defender.add_argument("thing")
+    defender.add_argument("--timeout", type=float, default=10.0)
+    defender.set_defaults(run=cmd_defender)
     return top
 
 

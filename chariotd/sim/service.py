@@ -1,5 +1,5 @@
 """The simulator's cloud side on the broker: a paho client (identity ``iotsim``) that
-answers shadow, provisioning and Jobs requests, and the cloud-side commands on
+answers shadow, provisioning and Jobs requests and Defender reports, and the cloud-side commands on
 ``$iotsim/SERVICE/OP``. Only request topics are subscribed, with MQTT v5 noLocal, so
 the service never sees its own responses. A ticker thread runs the Jobs timers.
 """
@@ -15,14 +15,17 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from chariotd.sim.defender import DefenderOptions
+from chariotd.sim.defender_service import DefenderService
 from chariotd.sim.jobs import JobsError, JobsOptions
 from chariotd.sim.jobs_service import JobsService
 from chariotd.sim.log import log
 from chariotd.sim.provisioning import Provisioning
 from chariotd.sim.shadow_service import ShadowOptions, ShadowRecord, handle
 from chariotd.sim.store import Store
-from chariotd.sim.topics import (CONTROL_FILTER, CONTROL_PREFIX, JOBS_REQUEST_FILTERS,
-                                 PROVISIONING_REQUEST_FILTERS, SHADOW_REQUEST_FILTERS,
+from chariotd.sim.topics import (CONTROL_FILTER, CONTROL_PREFIX, DEFENDER_REQUEST_FILTERS,
+                                 JOBS_REQUEST_FILTERS, PROVISIONING_REQUEST_FILTERS,
+                                 SHADOW_REQUEST_FILTERS, parse_defender_topic,
                                  parse_jobs_request, parse_shadow_request)
 
 Response = Tuple[str, dict]
@@ -39,7 +42,8 @@ class SimService:
                  provisioning: Optional[Provisioning] = None,
                  options: ShadowOptions = ShadowOptions(),
                  clock: Callable[[], float] = time.time, client_id: str = "iotsim-service",
-                 jobs_options: JobsOptions = JobsOptions(), tick: float = 0.5):
+                 jobs_options: JobsOptions = JobsOptions(), tick: float = 0.5,
+                 defender_options: DefenderOptions = DefenderOptions()):
         self.host, self.port = host, port
         self.store = store
         self.provisioning = provisioning
@@ -48,7 +52,8 @@ class SimService:
         self.lock = threading.Lock()
         self.subscribed = threading.Event()
         self.jobs = JobsService(store, jobs_options)
-        self.controls = {"jobs": self.jobs.control}
+        self.defender = DefenderService(store, defender_options)
+        self.controls = {"jobs": self.jobs.control, "defender": self.defender.control}
         self.tick = tick
         self.stopping = threading.Event()
         self.ticker = threading.Thread(target=self._run_timers, name="iotsim-timers",
@@ -95,7 +100,8 @@ class SimService:
 
     def _publish(self, responses: List[Response]) -> None:
         for response_topic, doc in responses:
-            self.client.publish(response_topic, encode(doc), qos=1)
+            payload = doc if isinstance(doc, bytes) else encode(doc)
+            self.client.publish(response_topic, payload, qos=1)
 
     # -- paho callbacks (paho's thread)
 
@@ -104,7 +110,8 @@ class SimService:
             log(f"service connection refused: {reason_code}")
             return
         options = SubscribeOptions(qos=1, noLocal=True)
-        filters = SHADOW_REQUEST_FILTERS + JOBS_REQUEST_FILTERS + (CONTROL_FILTER,) + (
+        filters = SHADOW_REQUEST_FILTERS + JOBS_REQUEST_FILTERS + DEFENDER_REQUEST_FILTERS + (
+            CONTROL_FILTER,) + (
             PROVISIONING_REQUEST_FILTERS if self.provisioning else ())
         client.subscribe([(topic, options) for topic in filters])
 
@@ -132,11 +139,14 @@ class SimService:
         """Answer a request as if it came from the broker; publish and return the responses."""
         shadow_request = parse_shadow_request(topic)
         jobs_request = parse_jobs_request(topic) if shadow_request is None else None
+        report = parse_defender_topic(topic)
         with self.lock:
             if shadow_request is not None:
                 responses = self._shadow(shadow_request, payload)
             elif jobs_request is not None:
                 responses = self.jobs.request(jobs_request, payload, self.now())
+            elif report is not None:
+                responses = self.defender.report(*report, payload, self.now())
             elif topic.startswith(CONTROL_PREFIX):
                 responses = self._control(topic, payload)
             elif self.provisioning is not None:

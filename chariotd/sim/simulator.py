@@ -23,6 +23,7 @@ from chariotd.sim import pki
 from chariotd.sim.log import log
 from chariotd.sim.mosquitto import DEFAULT_ACL, OPEN_ACL, SERVICE_USER, Mosquitto, free_port
 from chariotd.sim.provisioning import Provisioning, acl_entries
+from chariotd.sim.defender import DefenderOptions
 from chariotd.sim.jobs import JobsOptions
 from chariotd.sim.service import SimService, encode
 from chariotd.sim.shadow_service import ShadowOptions
@@ -145,9 +146,11 @@ class Simulator:
     def __init__(self, directory, port: Optional[int] = 0,
                  options: ShadowOptions = ShadowOptions(), open_topics: bool = True,
                  clock: Callable[[], float] = time.time, token_lifetime: int = 3600,
-                 jobs_options: JobsOptions = JobsOptions()):
+                 jobs_options: JobsOptions = JobsOptions(),
+                 defender_options: DefenderOptions = DefenderOptions()):
         self.paths = Paths(directory)
         self.jobs_options = jobs_options
+        self.defender_options = defender_options
         self.port = port
         self.options = options
         self.base_acl = OPEN_ACL if open_topics else DEFAULT_ACL
@@ -176,7 +179,8 @@ class Simulator:
             self.service = SimService(HOST, self.port, self.paths.cafile,
                                       self.paths.service_cert, self.paths.service_key,
                                       self.store, provisioning, self.options, self.clock,
-                                      jobs_options=self.jobs_options)
+                                      jobs_options=self.jobs_options,
+                                      defender_options=self.defender_options)
             self.service.start()
         except BaseException:
             self.stop()
@@ -326,6 +330,12 @@ class Simulator:
     def run_timers(self) -> List[tuple]:
         """Fire the Jobs timers due now (by the clock); the ticker does so every 0.5 s."""
         return self.service.run_timers()
+
+    def defender_reports(self, thing: str) -> dict:
+        """{"thingName", "reports": [{"reportId", "receivedAt", "format", "report"}...],
+        "rejected": [{"receivedAt", "format", "code", "message"[, "reportId"]}...]}: the
+        last Defender reports of THING (oldest first), as `chariotd-sim defender` prints."""
+        return self.command("defender", "reports", {"thingName": thing})
 
     def things(self) -> List[dict]:
         """Things registered by fleet provisioning."""
