@@ -69,8 +69,10 @@ def _join(lines: Iterable[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+# $iotsim/: the cloud-side commands (job create, ...) that the CLI sends to the service.
 DEFAULT_ACL = _join(
-    [f"user {SERVICE_USER}", "topic readwrite #", "topic readwrite $aws/#", ""]
+    [f"user {SERVICE_USER}", "topic readwrite #", "topic readwrite $aws/#",
+     "topic readwrite $iotsim/#", ""]
     + thing_lines("pattern", "%u")
     + [f"pattern {access} {topic}" for access, topic in PROVISIONING_RULES]
     + ["pattern write $aws/rules/#"])

@@ -16,7 +16,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from chariotd.sim.service import encode
 from chariotd.sim.simulator import HOST, Paths, recorded_port
-from chariotd.sim.topics import shadow_prefix
+from chariotd.sim.topics import control_topic, shadow_prefix
 
 
 class CloudError(Exception):
@@ -76,8 +76,17 @@ class CloudClient:
     def shadow(self, thing: str, shadow: Optional[str], op: str,
                doc: Optional[dict] = None) -> Tuple[bool, dict]:
         """Send a shadow request and wait for its answer: (accepted?, response document)."""
+        return self.request(f"{shadow_prefix(thing, shadow)}/{op}", doc)
+
+    def command(self, service: str, op: str, doc: dict) -> Tuple[bool, dict]:
+        """A cloud-side command to the simulator service ($iotsim/SERVICE/OP):
+        (accepted?, answer)."""
+        return self.request(control_topic(service, op), doc)
+
+    def request(self, base: str, doc: Optional[dict] = None) -> Tuple[bool, dict]:
+        """Publish DOC with a fresh clientToken on BASE and wait for BASE/accepted or
+        BASE/rejected carrying that token: (accepted?, response document)."""
         token = f"iotsim-{uuid.uuid4()}"
-        base = f"{shadow_prefix(thing, shadow)}/{op}"
         self.subscribe([f"{base}/accepted", f"{base}/rejected"])
         self.publish(base, encode(dict(doc or {}, clientToken=token)))
         while True:

@@ -12,7 +12,9 @@ import threading
 from pathlib import Path
 from typing import List, Optional
 
+from chariotd import __version__
 from chariotd.sim.cloud import CloudClient, CloudError
+from chariotd.sim.defender import DefenderOptions
 from chariotd.sim.shadow_service import ShadowOptions
 from chariotd.sim.simulator import (DEFAULT_PORT, Paths, Simulator, make_device, prepare,
                                     recorded_port, tunnel_notification)
@@ -74,7 +76,8 @@ def cmd_up(args) -> int:
     signal.set_wakeup_fd(wake_write)
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: None)
-    sim = Simulator(args.dir, port=port, options=options, open_topics=not args.strict_topics)
+    sim = Simulator(args.dir, port=port, options=options, open_topics=not args.strict_topics,
+                    defender_options=DefenderOptions(min_interval=args.defender_min_interval))
     try:
         sim.start()
     except (RuntimeError, OSError) as error:
@@ -174,11 +177,98 @@ def cmd_tunnel(args) -> int:
     return 0
 
 
+def _command_call(args, service: str, op: str, doc: dict) -> int:
+    """Send a cloud-side command; print its answer as JSON (exit 0) or the refusal (exit 1)."""
+    with CloudClient(args.dir, timeout=args.timeout) as cloud:
+        accepted, answer = cloud.command(service, op, doc)
+    answer.pop("clientToken", None)
+    if not accepted:
+        return _fail(f"{op} refused: {answer.get('code')}: {answer.get('message')}")
+    print(json.dumps(answer, indent=2, sort_keys=True))
+    return 0
+
+
+MAX_DOCUMENT_FILE = 1 << 20
+
+
+def cmd_job_create(args) -> int:
+    try:
+        with open(args.document, "rb") as source:
+            text = source.read(MAX_DOCUMENT_FILE + 1)
+        if len(text) > MAX_DOCUMENT_FILE:
+            return _fail(f"{args.document}: larger than {MAX_DOCUMENT_FILE} bytes")
+        document = json.loads(text)
+    except (OSError, ValueError) as error:
+        return _fail(f"{args.document}: not a readable JSON job document ({error})")
+    doc = {"thingName": args.thing, "document": document}
+    if args.job_id is not None:
+        doc["jobId"] = args.job_id
+    if args.in_progress_timeout is not None:
+        doc["inProgressTimeoutInMinutes"] = args.in_progress_timeout
+    return _command_call(args, "jobs", "create", doc)
+
+
+def cmd_job_list(args) -> int:
+    return _command_call(args, "jobs", "list", {"thingName": args.thing})
+
+
+def cmd_job_describe(args) -> int:
+    return _command_call(args, "jobs", "describe", {"thingName": args.thing,
+                                                    "jobId": args.job_id})
+
+
+def cmd_job_cancel(args) -> int:
+    return _command_call(args, "jobs", "cancel", {"jobId": args.job_id,
+                                                  "force": args.force})
+
+
+def cmd_defender(args) -> int:
+    return _command_call(args, "defender", "reports", {"thingName": args.thing})
+
+
+def _job_parser(sub, common) -> None:
+    job = sub.add_parser("job", help="AWS IoT Jobs as the cloud: create, list, describe, "
+                                     "cancel")
+    ops = job.add_subparsers(dest="job_command", required=True, metavar="OP")
+    timeout = argparse.ArgumentParser(add_help=False)
+    timeout.add_argument("--timeout", type=float, default=10.0,
+                         help="seconds to wait for the simulator's answer")
+
+    create = ops.add_parser("create", parents=[common, timeout],
+                            help="queue a job for THING; print its execution")
+    create.add_argument("thing")
+    create.add_argument("document", metavar="DOCUMENT-FILE", help="the job document (JSON)")
+    create.add_argument("--job-id", help="default: sim-<12 hex digits>")
+    create.add_argument("--in-progress-timeout", type=int, metavar="MIN",
+                        help="minutes an execution may stay IN_PROGRESS (1-10080)")
+    create.set_defaults(run=cmd_job_create)
+
+    listing = ops.add_parser("list", parents=[common, timeout],
+                             help="THING's executions, every status")
+    listing.add_argument("thing")
+    listing.set_defaults(run=cmd_job_list)
+
+    describe = ops.add_parser("describe", parents=[common, timeout],
+                              help="one execution, with its document")
+    describe.add_argument("thing")
+    describe.add_argument("job_id", metavar="JOB-ID")
+    describe.set_defaults(run=cmd_job_describe)
+
+    cancel = ops.add_parser("cancel", parents=[common, timeout],
+                            help="cancel a job: QUEUED executions, IN_PROGRESS ones with "
+                                 "--force")
+    cancel.add_argument("job_id", metavar="JOB-ID")
+    cancel.add_argument("--force", action="store_true")
+    cancel.set_defaults(run=cmd_job_cancel)
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="chariotd-sim",
         description="A local stand-in for AWS IoT Core: Mosquitto with TLS and client "
-                    "certificates, the Device Shadow service and fleet provisioning.")
+                    "certificates, the Device Shadow service, fleet provisioning, Jobs "
+                    "and Device Defender.")
+    top.add_argument("--version", action="version", version=f"chariotd-sim {__version__}")
     default_dir = os.environ.get(DIR_ENV)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--dir", type=Path, default=Path(default_dir) if default_dir else None,
@@ -194,6 +284,9 @@ def parser() -> argparse.ArgumentParser:
                     help="shadow nesting depth limit (AWS's error text says 6)")
     up.add_argument("--delta-on-change-only", action="store_true",
                     help="publish update/delta only when the delta changed")
+    up.add_argument("--defender-min-interval", type=int, default=300, metavar="SECONDS",
+                    help="Device Defender: reject a thing's report sooner than this after "
+                         "its last accepted one (AWS: 300)")
     up.add_argument("--strict-topics", action="store_true",
                     help="devices may use only their $aws topics, no ordinary ones")
     up.set_defaults(run=cmd_up)
@@ -239,6 +332,14 @@ def parser() -> argparse.ArgumentParser:
     tunnel.add_argument("--token", default="sim-destination-access-token",
                         help="the destination client access token")
     tunnel.set_defaults(run=cmd_tunnel)
+
+    _job_parser(sub, common)
+
+    defender = sub.add_parser("defender", parents=[common],
+                              help="print THING's last Device Defender reports (JSON)")
+    defender.add_argument("thing")
+    defender.add_argument("--timeout", type=float, default=10.0)
+    defender.set_defaults(run=cmd_defender)
     return top
 
 

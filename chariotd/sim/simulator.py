@@ -4,6 +4,7 @@
     store = sim.device("dev1")                            # a ready chariotd certstore
     sim.set_desired("dev1", None, {"foo": {"a": 1}})     # as the cloud would
     sim.get_shadow("dev1")                                # the get/accepted document or None
+    sim.create_job("dev1", {"operation": "reboot"})       # a QUEUED execution; notify fires
     sim.stop()                                            # nothing left running
 
 Everything lives in DIR (layout in docs/sim.md); a restart on the same DIR keeps
@@ -22,6 +23,8 @@ from chariotd.sim import pki
 from chariotd.sim.log import log
 from chariotd.sim.mosquitto import DEFAULT_ACL, OPEN_ACL, SERVICE_USER, Mosquitto, free_port
 from chariotd.sim.provisioning import Provisioning, acl_entries
+from chariotd.sim.defender import DefenderOptions
+from chariotd.sim.jobs import JobsOptions
 from chariotd.sim.service import SimService, encode
 from chariotd.sim.shadow_service import ShadowOptions
 from chariotd.sim.store import Store
@@ -46,6 +49,15 @@ class ShadowRejected(Exception):
 
     def __init__(self, doc: dict):
         super().__init__(f"{doc.get('code')} {doc.get('message')}")
+        self.code = doc.get("code")
+        self.message = doc.get("message")
+
+
+class CommandRejected(Exception):
+    """A cloud-side command (job create, cancel, ...) the simulator refused: CODE, MESSAGE."""
+
+    def __init__(self, doc: dict):
+        super().__init__(f"{doc.get('code')}: {doc.get('message')}")
         self.code = doc.get("code")
         self.message = doc.get("message")
 
@@ -133,8 +145,12 @@ class Simulator:
 
     def __init__(self, directory, port: Optional[int] = 0,
                  options: ShadowOptions = ShadowOptions(), open_topics: bool = True,
-                 clock: Callable[[], float] = time.time, token_lifetime: int = 3600):
+                 clock: Callable[[], float] = time.time, token_lifetime: int = 3600,
+                 jobs_options: JobsOptions = JobsOptions(),
+                 defender_options: DefenderOptions = DefenderOptions()):
         self.paths = Paths(directory)
+        self.jobs_options = jobs_options
+        self.defender_options = defender_options
         self.port = port
         self.options = options
         self.base_acl = OPEN_ACL if open_topics else DEFAULT_ACL
@@ -162,7 +178,9 @@ class Simulator:
                                         self._registered, self.token_lifetime)
             self.service = SimService(HOST, self.port, self.paths.cafile,
                                       self.paths.service_cert, self.paths.service_key,
-                                      self.store, provisioning, self.options, self.clock)
+                                      self.store, provisioning, self.options, self.clock,
+                                      jobs_options=self.jobs_options,
+                                      defender_options=self.defender_options)
             self.service.start()
         except BaseException:
             self.stop()
@@ -271,6 +289,54 @@ class Simulator:
         self.publish(tunnel_notify_topic(thing), doc)
         return doc
 
+    # -- Jobs, as the cloud's control plane (IOT_CORE.md §7; docs/sim.md)
+
+    def command(self, service: str, op: str, doc: dict) -> dict:
+        """Run a cloud-side command as `chariotd-sim SERVICE OP` does; its answer, or
+        CommandRejected."""
+        accepted, answer = self.service.command(service, op, doc)
+        if not accepted:
+            raise CommandRejected(answer)
+        return answer
+
+    def create_job(self, thing: str, document: dict, job_id: Optional[str] = None,
+                   in_progress_timeout: Optional[int] = None) -> dict:
+        """CreateJob for THING (IN_PROGRESS_TIMEOUT in minutes): the QUEUED execution.
+        notify and notify-next go out as §7.5 says."""
+        doc = {"thingName": thing, "document": document}
+        if job_id is not None:
+            doc["jobId"] = job_id
+        if in_progress_timeout is not None:
+            doc["inProgressTimeoutInMinutes"] = in_progress_timeout
+        return self.command("jobs", "create", doc)
+
+    def list_jobs(self, thing: str) -> List[dict]:
+        """THING's executions, every status, in creation order, without documents."""
+        return self.command("jobs", "list", {"thingName": thing})["executions"]
+
+    def describe_job(self, thing: str, job_id: str) -> dict:
+        return self.command("jobs", "describe", {"thingName": thing, "jobId": job_id})
+
+    def cancel_job(self, job_id: str, force: bool = False) -> dict:
+        return self.command("jobs", "cancel", {"jobId": job_id, "force": force})
+
+    def inject_jobs_error(self, thing: str, code: str = "RequestThrottled",
+                          count: int = 1) -> None:
+        """Answer THING's next COUNT Jobs requests with CODE (RequestThrottled or
+        InternalError), as a throttled or failing service would."""
+        with self.service.lock:
+            self.service.jobs.inject(thing, code, count)
+
+    def run_timers(self) -> List[tuple]:
+        """Fire the Jobs timers due now (by the clock); the ticker does so every 0.5 s."""
+        return self.service.run_timers()
+
+    def defender_reports(self, thing: str) -> dict:
+        """{"thingName", "reports": [{"reportId", "receivedAt", "format", "report"}...],
+        "rejected": [{"receivedAt", "format", "code", "message"[, "reportId"]}...]}: the
+        last Defender reports of THING (oldest first), as `chariotd-sim defender` prints."""
+        return self.command("defender", "reports", {"thingName": thing})
+
     def things(self) -> List[dict]:
         """Things registered by fleet provisioning."""
         return list(self.store.things())
@@ -282,5 +348,5 @@ def tunnel_notification(token: str, region: str, services) -> dict:
             "services": list(services)}
 
 
-__all__ = ["Simulator", "ShadowRejected", "make_device", "prepare", "recorded_port",
+__all__ = ["Simulator", "ShadowRejected", "CommandRejected", "make_device", "prepare", "recorded_port",
            "tunnel_notification"]

@@ -8,15 +8,18 @@ Every file is JSON written crash-safely (temp file, fsync, rename), so a restart
     DIR/shadows/THING/named/SHADOW.json       a named shadow
     DIR/registry/certificates/ID.json         certificates issued by fleet provisioning
     DIR/registry/things/THING.json            things registered by fleet provisioning
+    DIR/jobs/THING.json                       THING's job executions, in creation order
+    DIR/defender/THING.json                   THING's last Defender reports
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Iterator, Optional, Tuple
+from typing import Iterator, List, Optional, Tuple
 
 from chariotd.fsutil import write_file_atomic
+from chariotd.sim.jobs import Execution, Executions
 from chariotd.sim.shadow_service import ShadowRecord
 
 
@@ -94,3 +97,22 @@ class Store:
             doc = _read(path)
             if doc is not None:
                 yield doc
+
+    # jobs: one file per thing, its executions in creation order
+    def load_jobs(self, thing: str) -> Executions:
+        doc = _read(self.root / "jobs" / f"{thing}.json") or {}
+        return tuple(Execution.from_json(e) for e in doc.get("executions", []))
+
+    def save_jobs(self, thing: str, executions: Executions) -> None:
+        _write(self.root / "jobs" / f"{thing}.json",
+               {"executions": [e.to_json() for e in executions]})
+
+    def job_things(self) -> List[str]:
+        return [path.stem for path in sorted((self.root / "jobs").glob("*.json"))]
+
+    # Device Defender: the last reports of a thing, and what the rate check needs
+    def load_defender(self, thing: str) -> dict:
+        return _read(self.root / "defender" / f"{thing}.json") or {}
+
+    def save_defender(self, thing: str, record: dict) -> None:
+        _write(self.root / "defender" / f"{thing}.json", record)

@@ -124,3 +124,58 @@ def test_up_exits_when_mosquitto_dies(up):
     os.kill(broker, signal.SIGKILL)
     assert process.wait(10) == 1
     assert "mosquitto exited" in out.read_text()
+
+
+def test_version_needs_no_command():
+    result = run("--version")
+    assert result.stdout.strip().startswith("chariotd-sim ")
+
+
+def test_job_commands(up, tmp_path):
+    process, directory, port, out = up
+    certstore = Path(run("device", "dev1", "--dir", directory).stdout.strip())
+    document = tmp_path / "reboot.json"
+    document.write_text('{"operation": "reboot"}')
+    dev = Device.from_certstore(_Up(directory, port), certstore, "dev1-jobs")
+    try:
+        dev.subscribe("$aws/things/dev1/jobs/notify", "$aws/things/dev1/jobs/notify-next",
+                      "$aws/things/dev1/jobs/start-next/accepted")
+        created = json.loads(run("job", "create", "dev1", document, "--job-id", "j1",
+                                 "--in-progress-timeout", "30", "--dir", directory).stdout)
+        assert (created["jobId"], created["status"], created["thingName"],
+                created["jobDocument"]) == ("j1", "QUEUED", "dev1", {"operation": "reboot"})
+        assert dev.wait_json("$aws/things/dev1/jobs/notify-next")["execution"]["jobId"] == "j1"
+        generated = json.loads(run("job", "create", "dev1", document, "--dir",
+                                   directory).stdout)["jobId"]
+        assert re.fullmatch(r"sim-[0-9a-f]{12}", generated)
+
+        again = run("job", "create", "dev1", document, "--job-id", "j1", "--dir", directory,
+                    check=False)
+        assert again.returncode == 1 and "ResourceAlreadyExists" in again.stderr
+        document.write_text("[1, 2]")
+        bad = run("job", "create", "dev1", document, "--dir", directory, check=False)
+        assert bad.returncode == 1 and "must be a JSON object" in bad.stderr
+        bad = run("job", "create", "dev1", tmp_path / "missing.json", "--dir", directory,
+                  check=False)
+        assert bad.returncode == 1 and "Traceback" not in bad.stderr
+
+        dev.publish("$aws/things/dev1/jobs/start-next", {"clientToken": "s"})
+        started = dev.wait_json("$aws/things/dev1/jobs/start-next/accepted")["execution"]
+        assert started["approximateSecondsBeforeTimedOut"] == 1800
+
+        listed = json.loads(run("job", "list", "dev1", "--dir", directory).stdout)
+        assert [(e["jobId"], e["status"]) for e in listed["executions"]] == [
+            ("j1", "IN_PROGRESS"), (generated, "QUEUED")]
+        described = json.loads(run("job", "describe", "dev1", "j1", "--dir", directory).stdout)
+        assert (described["versionNumber"], described["inProgressTimeoutInMinutes"]) == (2, 30)
+
+        kept = json.loads(run("job", "cancel", "j1", "--dir", directory).stdout)
+        assert kept["executions"] == [{"thingName": "dev1", "status": "IN_PROGRESS"}]
+        forced = json.loads(run("job", "cancel", "j1", "--force", "--dir", directory).stdout)
+        assert forced["executions"] == [{"thingName": "dev1", "status": "CANCELED"}]
+        assert dev.wait_json("$aws/things/dev1/jobs/notify-next", 2)["execution"]["jobId"] \
+            == generated
+        missing = run("job", "describe", "dev1", "nope", "--dir", directory, check=False)
+        assert missing.returncode == 1 and "ResourceNotFound" in missing.stderr
+    finally:
+        dev.close()

@@ -86,3 +86,10 @@ def test_a_registered_certificate_gets_its_things_rules_by_name():
     assert access(acl, "prov-1", f"{T}/shadow/update/delta") == {"read"}
     assert access(acl, "prov-2", "$aws/things/dev2/shadow/update") == set()
     assert registered_entries([]) == ""
+
+
+def test_only_the_service_may_use_the_cloud_side_command_topics():
+    for topic in ("$iotsim/jobs/create", "$iotsim/jobs/create/accepted",
+                  "$iotsim/defender/reports"):
+        assert access(OPEN_ACL, "dev1", topic) == set(), topic
+        assert access(OPEN_ACL, SERVICE_USER, topic) == {"read", "write"}, topic
