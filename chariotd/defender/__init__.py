@@ -1,4 +1,5 @@
 """Device Defender device-side metrics (IOT_CORE.md 8): what the device reports about itself.
 
 - netstat: listening TCP/UDP ports, established connections, traffic counters (/proc)
+- custom: custom metrics from a directory, one file per metric, typed as AWS wants
 """
