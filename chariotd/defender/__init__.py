@@ -3,4 +3,5 @@
 - netstat: listening TCP/UDP ports, established connections, traffic counters (/proc)
 - custom: custom metrics from a directory, one file per metric, typed as AWS wants
 - report_id: report ids increasing across restarts (clock ms, never below last + 1, saved)
+- schedule: when reports are due (first soon after connecting, then every interval)
 """
