@@ -4,4 +4,5 @@
 - custom: custom metrics from a directory, one file per metric, typed as AWS wants
 - report_id: report ids increasing across restarts (clock ms, never below last + 1, saved)
 - schedule: when reports are due (first soon after connecting, then every interval)
+- report: the report document, long or short names, trimmed to AWS's limits
 """
