@@ -5,4 +5,5 @@
 - report_id: report ids increasing across restarts (clock ms, never below last + 1, saved)
 - schedule: when reports are due (first soon after connecting, then every interval)
 - report: the report document, long or short names, trimmed to AWS's limits
+- collect: one report from the machine now (tables, custom metrics, id, payload)
 """
