@@ -15,7 +15,7 @@ import sys
 from typing import Dict, List, Optional, Tuple
 
 from chariotd import __version__
-from chariotd.record import Factory, Record
+from chariotd.kernel.record import Factory, Record
 
 THING_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 SHADOW_RE = re.compile(r"^[$A-Za-z0-9:_-]{1,64}$")
@@ -235,7 +235,7 @@ def _thing_pairs(values: List[str], flag: str) -> List[Tuple[ThingShadow, str]]:
 def parse_subscription(text: str, flag: str) -> Tuple[str, str]:
     """TOPIC:PATH with PATH absolute, split at the first ':/' (so a topic may contain
     ':', a path anything); TOPIC must be a valid filter (`+` and `#` allowed)."""
-    from chariotd.topics import BadTopic, check_filter
+    from chariotd.kernel.topics import BadTopic, check_filter
     index = text.find(":/")
     if index < 1:
         raise ConfigError(f"--{flag}={text}: expected TOPIC:PATH with an absolute PATH")
@@ -348,7 +348,7 @@ def parse(argv: List[str]) -> Config:
     if (args.last_will_topic is None) != (args.last_will_payload is None):
         raise ConfigError("--last-will-topic and --last-will-payload go together")
     if args.last_will_topic is not None:
-        from chariotd.topics import BadTopic, check_publish_topic
+        from chariotd.kernel.topics import BadTopic, check_publish_topic
         try:
             check_publish_topic(args.last_will_topic)
         except BadTopic as error:

@@ -7,10 +7,11 @@ import os
 import sys
 from typing import List, Optional
 
-from chariotd import cli, log
+from chariotd import cli
+from chariotd.kernel import log
 from chariotd.certstore import Certstore, CertstoreError
 from chariotd.cli import Config, ConfigError
-from chariotd.runtime import APPLIER, LINK, Role
+from chariotd.kernel.runtime import APPLIER, LINK, Role
 
 ACTION_SUBDIRS = ("tmp", "new", "failed")
 

@@ -17,7 +17,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from chariotd.formats import FormatError
 from chariotd.formats.json import load as load_json
-from chariotd.record import Record
+from chariotd.kernel.record import Record
 
 NOTIFY_TOPIC = "$aws/things/{thing}/tunnels/notify"
 

@@ -25,7 +25,7 @@ from typing import Dict, List, Optional, Set, Tuple
 
 import paho.mqtt.client as mqtt
 
-from chariotd.broker_link import backoff
+from chariotd.kernel import backoff
 from chariotd.broker_link.deadlines import Deadlines, from_environment
 from chariotd.broker_link.driver import ClientDriver
 from chariotd.broker_link.routes import Router
@@ -37,7 +37,7 @@ from chariotd.certstore import Certstore, CertstoreError
 from chariotd.cli import ThingShadow
 from chariotd.ipc.messages import (Command, LinkHeartbeat, LinkState, Publish, Published,
                                    PublishFailed, Rejected, RequestTimeout, ShadowRequest)
-from chariotd.runtime import RoleContext
+from chariotd.kernel.runtime import RoleContext
 
 log = logging.getLogger(__name__)
 

@@ -37,16 +37,16 @@ from typing import List, Optional, Tuple
 
 import paho.mqtt.client as mqtt
 
-from chariotd import fleetprov, pending, safe_open
-from chariotd.broker_link import backoff
+from chariotd import fleetprov
+from chariotd.kernel import backoff, pending, safe_open
 from chariotd.broker_link.driver import ClientDriver
 from chariotd.broker_link.session import CaProblem, blames_certificate, new_client
 from chariotd.certstore import Certificate, Certstore, CertstoreError
 from chariotd.fleetprov import FleetProv, FleetProvError
 from chariotd.formats import FormatError
-from chariotd.fsutil import remove_stale_temps, write_file_atomic
+from chariotd.kernel.fsutil import remove_stale_temps, write_file_atomic
 from chariotd.ipc.messages import Applied, Command, Rejected
-from chariotd.runtime import RoleContext
+from chariotd.kernel.runtime import RoleContext
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ class Provisioning:
         self.fleetprov: FleetProv = fleetprov.load(self.config.fleetprov)  # checked by the parent
         self.claimstore = Certstore(self.fleetprov.claimstore)
         # `.provisioning.notify-pending` in the certstore while the notify command of a
-        # stored certificate has not finished (chariotd/pending.py)
+        # stored certificate has not finished (chariotd/kernel/pending.py)
         self.notify_marker = str(self.certstore.path / "provisioning")
         self.loop.after_each(self.after_each_pass)
         self.client_id = f"{self.config.clientid}-fp"
@@ -414,7 +414,7 @@ class Provisioning:
 
     def _run_notify(self, then) -> None:
         """Run the notify command; its marker goes when it has finished, then THEN."""
-        from chariotd.spawn import Spawner, shown
+        from chariotd.kernel.spawn import Spawner, shown
         if self.spawner is None:
             self.spawner = Spawner(self.loop)
 

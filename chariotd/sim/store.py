@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 from typing import Iterator, Optional, Tuple
 
-from chariotd.fsutil import write_file_atomic
+from chariotd.kernel.fsutil import write_file_atomic
 from chariotd.sim.shadow_service import ShadowRecord
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from chariotd import cli, fleetprov
 from chariotd.formats import FormatError, json as json_format, plaintext, shell
-from chariotd.fsutil import write_file_atomic
+from chariotd.kernel.fsutil import write_file_atomic
 from chariotd.ipc.messages import BadFrame, LocalUpdate, decode, encode
 from chariotd.shadow.values import MAX_DEPTH, deeper_than
 from chariotd.services.definitions import DefinitionError, load_file

@@ -17,8 +17,8 @@ from chariotd.broker_link import main as link_main
 from chariotd.broker_link.deadlines import Deadlines
 from chariotd.broker_link.session import CaProblem
 from chariotd.ipc.messages import LinkState, Publish, ShadowRequest
-from chariotd.loop import Loop
-from chariotd.runtime import Role, RoleContext
+from chariotd.kernel.loop import Loop
+from chariotd.kernel.runtime import Role, RoleContext
 
 DEADLINES = Deadlines(connack=5.0, suback=5.0, puback=30.0, request=10.0)
 

@@ -1,4 +1,4 @@
-"""The one way to touch a path another user may control (chariotd/safe_open.py) and its
+"""The one way to touch a path another user may control (chariotd/kernel/safe_open.py) and its
 users: no symlink followed, no open that blocks, the type checked on the opened file,
 one link for files taken from new/ and outfiles, no 07000 bit ever kept."""
 
@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from chariotd import pending, safe_open
-from chariotd.fsutil import write_file_atomic
+from chariotd.kernel import pending, safe_open
+from chariotd.kernel.fsutil import write_file_atomic
 from chariotd.services import outfile
 from chariotd.services.subscriptions import WriteSubscription
 
