@@ -10,7 +10,7 @@ from typing import List, Optional
 from chariotd import cli
 from chariotd.kernel import log
 from chariotd.certstore import Certstore, CertstoreError
-from chariotd.cli import Config, ConfigError
+from chariotd.config import Config, ConfigError
 from chariotd.kernel.runtime import APPLIER, LINK, Role
 
 ACTION_SUBDIRS = ("tmp", "new", "failed")

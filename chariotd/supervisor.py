@@ -24,7 +24,7 @@ import signal
 import tempfile
 from typing import Dict, List, Optional, Tuple
 
-from chariotd.cli import Config
+from chariotd.config import Config
 from chariotd.ipc.messages import LinkHeartbeat, LinkState
 from chariotd.kernel.loop import Loop
 from chariotd.kernel.runtime import APPLIER, Role, RoleContext, child_main

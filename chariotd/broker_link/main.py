@@ -34,7 +34,7 @@ from chariotd.broker_link.session import (
 from chariotd.broker_link.windows import Windows
 from chariotd.broker_link.shadow_topics import request_topic
 from chariotd.certstore import Certstore, CertstoreError
-from chariotd.cli import ThingShadow
+from chariotd.config import ThingShadow
 from chariotd.ipc.messages import (Command, LinkHeartbeat, LinkState, Publish, Published,
                                    PublishFailed, Rejected, RequestTimeout, ShadowRequest)
 from chariotd.kernel.runtime import RoleContext

@@ -18,7 +18,7 @@ import setproctitle
 
 from chariotd.kernel import log
 from chariotd.kernel.deathsig import die_with_parent
-from chariotd.cli import Config
+from chariotd.config import Config
 from chariotd.kernel.record import Factory, Record
 
 LINK = "link"

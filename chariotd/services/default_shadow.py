@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable
 
-from chariotd.cli import ThingShadow
+from chariotd.config import ThingShadow
 from chariotd.formats import FormatError
 from chariotd.formats.json import load as load_json
 from chariotd.kernel.spawn import shown

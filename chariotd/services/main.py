@@ -13,7 +13,7 @@ from typing import Dict, Optional, Tuple
 
 from chariotd import formats
 from chariotd.broker_link.deadlines import from_environment
-from chariotd.cli import Config, ThingShadow
+from chariotd.config import Config, ThingShadow
 from chariotd.formats import FormatError
 from chariotd.kernel.fsutil import remove_stale_temps
 from chariotd.ipc.messages import (Applied, Command, LinkState, LocalUpdate, Message,

@@ -25,7 +25,7 @@ import logging
 from typing import Any, Callable, Dict, List, Optional
 
 from chariotd.broker_link.deadlines import Deadlines
-from chariotd.cli import ThingShadow
+from chariotd.config import ThingShadow
 from chariotd.services.reconcile import ChangeRefused
 from chariotd.shadow.patch import NO_CHANGE, apply, combine, normalise
 

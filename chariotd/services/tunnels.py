@@ -23,7 +23,7 @@ import subprocess
 import time
 from typing import Dict, List, Optional
 
-from chariotd.cli import Config
+from chariotd.config import Config
 from chariotd.kernel.loop import Loop
 from chariotd.kernel.spawn import CannotStart, child_environment, start
 from chariotd.tunnel_request import (BadTunnelRequest, TunnelRequest, notify_topic,

@@ -31,7 +31,7 @@ import itertools
 import logging
 from typing import TYPE_CHECKING, Dict, List, Optional, Set, Tuple
 
-from chariotd.cli import MessageDir
+from chariotd.config import MessageDir
 from chariotd.kernel import backoff, safe_open
 from chariotd.ipc.messages import LinkState, Publish, Published, PublishFailed
 from chariotd.kernel.runtime import LINK, RoleContext

@@ -21,7 +21,7 @@ from support import alive, wait_until
 DRIVER = textwrap.dedent("""
     import os, signal, sys
     from chariotd.kernel import log
-    from chariotd.cli import Config
+    from chariotd.config import Config
     from chariotd.kernel.runtime import Role
     from chariotd.supervisor import Supervisor
 
