@@ -15,7 +15,7 @@ from chariotd.config import Config
 from chariotd.ipc.messages import Message, ShadowResponse
 from chariotd.kernel.runtime import APPLIER
 from chariotd.kernel.topics import covers, matches, without_covered
-from chariotd.tunnel_request import notify_topic
+from chariotd.aws.tunnel_request import notify_topic
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ class Role(Record):
     title: str              # process title, e.g. "chariotd: link"
     log_name: str           # prefix of its log lines, e.g. "link" or "watch mqtt"
     run: Callable[["RoleContext"], int]
-    options: object = None  # role-specific settings (e.g. a MessageDir)
+    options: object = None  # role-specific settings (a MessageDir; the link's provisioner)
 
 
 class RoleContext(Record):

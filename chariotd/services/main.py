@@ -12,7 +12,7 @@ import signal
 from typing import Dict, Optional, Tuple
 
 from chariotd import formats
-from chariotd.broker_link.deadlines import from_environment
+from chariotd.kernel.mqtt.deadlines import from_environment
 from chariotd.config import Config, ThingShadow
 from chariotd.formats import FormatError
 from chariotd.kernel.fsutil import remove_stale_temps

@@ -26,7 +26,7 @@ from typing import Dict, List, Optional
 from chariotd.config import Config
 from chariotd.kernel.loop import Loop
 from chariotd.kernel.spawn import CannotStart, child_environment, start
-from chariotd.tunnel_request import (BadTunnelRequest, TunnelRequest, notify_topic,
+from chariotd.aws.tunnel_request import (BadTunnelRequest, TunnelRequest, notify_topic,
                                      parse_close_command, parse_notification,
                                      parse_open_command, plan, proxy_argv,
                                      proxy_environment)

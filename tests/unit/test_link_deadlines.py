@@ -14,8 +14,8 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from chariotd import cli
 from chariotd.broker_link import main as link_main
-from chariotd.broker_link.deadlines import Deadlines
-from chariotd.broker_link.session import CaProblem
+from chariotd.kernel.mqtt.deadlines import Deadlines
+from chariotd.kernel.mqtt.session import CaProblem
 from chariotd.ipc.messages import LinkState, Publish, ShadowRequest
 from chariotd.kernel.loop import Loop
 from chariotd.kernel.runtime import Role, RoleContext

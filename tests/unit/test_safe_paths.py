@@ -235,8 +235,8 @@ def test_subscribe_write_to_a_fifo_without_reader_does_not_block(tmp_path, caplo
 def write_provisioning_outfile(path):
     from types import SimpleNamespace
 
-    from chariotd import fleetprov
-    from chariotd.broker_link.provisioning import Provisioning
+    from chariotd.provisioning import fleetprov
+    from chariotd.provisioning.claim import Provisioning
 
     config = fleetprov.FleetProv("claim", "t", outfile=str(path), outformat="JSON")
     Provisioning._write_outfile(SimpleNamespace(fleetprov=config),
