@@ -18,6 +18,7 @@ mosquitto       a real Mosquitto broker configured like IoT Core (TLS, client ce
 acl             the broker ACL: devices write request topics and read reply topics only
 topics          shadow / provisioning / tunnel topic names and request-topic parsing
 shadow_service  the Device Shadow service as a pure function: (record, request) -> responses
+shadow/         its pure parts: delta, per-leaf metadata, request validation
 provisioning    fleet provisioning: CreateKeysAndCertificate, CreateCertificateFromCsr, RegisterThing
 templates       provisioning templates read from DIR/templates.json
 store           what the cloud keeps in DIR: shadows, certificates, things, the port
