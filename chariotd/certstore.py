@@ -22,9 +22,9 @@ import shutil
 from pathlib import Path
 from typing import List, Optional, Tuple
 
-from chariotd import safe_open
-from chariotd.fsutil import fsync_dir, remove_stale_temps, replace_symlink, write_file_atomic
-from chariotd.record import Record
+from chariotd.kernel import safe_open
+from chariotd.kernel.fsutil import fsync_dir, remove_stale_temps, replace_symlink, write_file_atomic
+from chariotd.kernel.record import Record
 
 DEFAULT_PORT = 8883
 PREFERRED = "preferred"

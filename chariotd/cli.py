@@ -1,8 +1,9 @@
 """Every command-line flag: spelling, default, help text, and the checks that need
 nothing but the command line (THING:DIR and DIR:VALUE forms, numbers, choices).
 
-Checks that look at the file system (certstore, action directories) are in
-`main.validate`. `--help`, the man page in docs/ and this table come from the same
+The result is the records of `chariotd/config.py`; this module is imported only by
+the entry point (`main.py`), the man-page generator and tests. Checks that look at
+the file system (certstore, action directories) are in `main.validate`. `--help`, the man page in docs/ and this table come from the same
 source: FLAGS below.
 """
 
@@ -10,79 +11,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 from typing import Dict, List, Optional, Tuple
 
 from chariotd import __version__
-from chariotd.record import Factory, Record
-
-THING_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
-SHADOW_RE = re.compile(r"^[$A-Za-z0-9:_-]{1,64}$")
-MESSAGE_ORDERS = ("lexical", "reverse-lexical", "newest-first", "oldest-first")
-
-
-class ConfigError(Exception):
-    """A configuration problem: one line on stderr, exit status 2."""
-
-
-class ThingShadow(Record, frozen=True):
-    """A thing's classic shadow (shadow is None) or one of its named shadows."""
-    thing: str
-    shadow: Optional[str] = None
-
-    def __str__(self) -> str:
-        return self.thing if self.shadow is None else f"{self.thing}/{self.shadow}"
-
-
-class MessageDir(Record):
-    """One --messages directory with its effective per-directory options."""
-    path: str
-    concurrency: int = 10
-    retries: int = 2
-    keep_failed: int = 100
-    jam_timeout: float = 300.0
-    order: str = "lexical"
-    topic_prefix: str = ""
-    topic_suffix: str = ""
-    letterhead_file: Optional[str] = None
-    letterhead_generator: Optional[str] = None
-    reserved_topics: bool = False  # may publish to $aws/... beyond $aws/rules/...
-
-
-class Config(Record):
-    clientid: str
-    cacert: str
-    certstore: str
-    fleetprov: Optional[str] = None
-    services: List[Tuple[ThingShadow, str]] = Factory(list)
-    updates: List[Tuple[ThingShadow, str]] = Factory(list)
-    defaultshadow: List[Tuple[ThingShadow, str]] = Factory(list)
-    messages: List[MessageDir] = Factory(list)
-    commands: Optional[str] = None
-    subscribe_write: List[Tuple[str, str]] = Factory(list)
-    subscribe_exec: List[Tuple[str, str]] = Factory(list)
-    tunnelmappings: List[Tuple[str, Dict[str, int]]] = Factory(list)
-    tunnelproxy: str = "localproxy"
-    tunnelcadir: Optional[str] = None
-    keepalive: int = 1200
-    last_will_topic: Optional[str] = None
-    last_will_payload: Optional[str] = None
-    empty_array_as_delete_request: bool = False
-    log_level: str = "info"
-
-    def shadow_targets(self) -> List[ThingShadow]:
-        """Every shadow chariotd keeps in step, in the order first named."""
-        targets: List[ThingShadow] = []
-        for target, _ in self.services + self.updates + self.defaultshadow:
-            if target not in targets:
-                targets.append(target)
-        return targets
-
-    @property
-    def wants_applier(self) -> bool:
-        return bool(self.shadow_targets() or self.commands or self.subscribe_write
-                    or self.subscribe_exec or self.tunnelmappings)
+from chariotd.config import (MESSAGE_ORDERS, SHADOW_RE, THING_RE, Config, ConfigError,
+                             MessageDir, ThingShadow)
 
 
 # Per-directory message options (EXTENSIONS A): option name -> (MessageDir field, parser,
@@ -235,7 +169,7 @@ def _thing_pairs(values: List[str], flag: str) -> List[Tuple[ThingShadow, str]]:
 def parse_subscription(text: str, flag: str) -> Tuple[str, str]:
     """TOPIC:PATH with PATH absolute, split at the first ':/' (so a topic may contain
     ':', a path anything); TOPIC must be a valid filter (`+` and `#` allowed)."""
-    from chariotd.topics import BadTopic, check_filter
+    from chariotd.kernel.topics import BadTopic, check_filter
     index = text.find(":/")
     if index < 1:
         raise ConfigError(f"--{flag}={text}: expected TOPIC:PATH with an absolute PATH")
@@ -348,7 +282,7 @@ def parse(argv: List[str]) -> Config:
     if (args.last_will_topic is None) != (args.last_will_payload is None):
         raise ConfigError("--last-will-topic and --last-will-payload go together")
     if args.last_will_topic is not None:
-        from chariotd.topics import BadTopic, check_publish_topic
+        from chariotd.kernel.topics import BadTopic, check_publish_topic
         try:
             check_publish_topic(args.last_will_topic)
         except BadTopic as error:

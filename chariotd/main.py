@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import List, Optional
+from typing import Callable, List, Optional
 
-from chariotd import cli, log
+from chariotd import cli
+from chariotd.kernel import log
 from chariotd.certstore import Certstore, CertstoreError
-from chariotd.cli import Config, ConfigError
-from chariotd.runtime import APPLIER, LINK, Role
+from chariotd.config import Config, ConfigError
+from chariotd.kernel.runtime import APPLIER, LINK, Role
 
 ACTION_SUBDIRS = ("tmp", "new", "failed")
 
@@ -30,8 +31,8 @@ def prepare_action_dir(path: str, flag: str) -> None:
 def validate_fleetprov(config: Config) -> None:
     """The --fleetprov file and its claimstore (a certstore with its own endpoint.txt
     and at least one claim certificate)."""
-    from chariotd.extras import missing
-    from chariotd.fleetprov import FleetProvError, load
+    from chariotd.kernel.extras import missing
+    from chariotd.provisioning.fleetprov import FleetProvError, load
     problem = missing("fleetprov")
     if problem:
         raise ConfigError(f"--fleetprov: fleet provisioning {problem}")
@@ -56,7 +57,7 @@ def validate_fleetprov(config: Config) -> None:
 
 def validate(config: Config) -> None:
     """Checks that look at the file system; raise ConfigError."""
-    from chariotd.broker_link.session import CaProblem, check_ca
+    from chariotd.kernel.mqtt.session import CaProblem, check_ca
     try:  # empty, unreadable, not a file, not PEM: one line naming the file (exit 2)
         check_ca(config.cacert)
     except CaProblem as error:
@@ -84,13 +85,28 @@ def validate(config: Config) -> None:
         raise ConfigError(f"--tunnelcadir: {config.tunnelcadir} is not a directory")
 
 
+def _provisioner(config: Config) -> Optional[Callable]:
+    """The link's role options: with --fleetprov, the factory of fleet provisioning.
+
+    Provisioning runs inside the "chariotd: link" process, driven by the link's poll
+    loop: its claim connection is a second MQTT connection, and the link is the only
+    process that touches the network; `reprovision` runs while the link stays
+    connected, and a first boot without a certificate ends the link (exit 0, the tree
+    restarts with the new certificate). The entry point, not the link, imports it, so
+    no role imports another and its code is loaded only when it is configured."""
+    if not config.fleetprov:
+        return None
+    from chariotd.provisioning.claim import Provisioning
+    return Provisioning
+
+
 def build_roles(config: Config) -> List[Role]:
     # Only the code of the roles this configuration runs is imported (before the fork,
     # so the children share its pages): a tree without services never loads the applier.
     from chariotd.broker_link.main import run as run_link
     from chariotd.watchers.main import run_commands, run_messages, run_updates
 
-    roles = [Role(LINK, "chariotd: link", "link", run_link)]
+    roles = [Role(LINK, "chariotd: link", "link", run_link, _provisioner(config))]
     if config.wants_applier:
         from chariotd.services.main import run as run_applier
         roles.append(Role(APPLIER, "chariotd: applier", "applier", run_applier))

@@ -24,11 +24,11 @@ import signal
 import tempfile
 from typing import Dict, List, Optional, Tuple
 
-from chariotd.cli import Config
+from chariotd.config import Config
 from chariotd.ipc.messages import LinkHeartbeat, LinkState
-from chariotd.loop import Loop
-from chariotd.runtime import APPLIER, Role, RoleContext, child_main
-from chariotd.sdnotify import Notifier
+from chariotd.kernel.loop import Loop
+from chariotd.kernel.runtime import APPLIER, Role, RoleContext, child_main
+from chariotd.kernel.sdnotify import Notifier
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Fakes for driving a role in-process: the role's own code, with the loop, the mailbox
 and the paho client replaced by objects the test drives. No network, no sleeping.
 
-- `FakeLoop`: chariotd.loop.Loop on a clock the test moves. Its timers are the real
+- `FakeLoop`: chariotd.kernel.loop.Loop on a clock the test moves. Its timers are the real
   ones (same heap, order, cancelling); readers, writers and signal handlers are only
   recorded. The test makes something happen with `readable(key)`, `signal(signum)` or
   `advance(seconds)`; each is one pass of the loop and ends, as Loop.run's passes do,
@@ -36,12 +36,13 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from chariotd import cli
-from chariotd.broker_link import backoff, main as link_main
-from chariotd.broker_link.deadlines import Deadlines
+from chariotd.broker_link import main as link_main
+from chariotd.kernel import backoff
+from chariotd.kernel.mqtt.deadlines import Deadlines
 from chariotd.ipc.mailbox import Mailbox
 from chariotd.ipc.messages import LinkState, decode, encode
-from chariotd.loop import Loop
-from chariotd.runtime import Role, RoleContext
+from chariotd.kernel.loop import Loop
+from chariotd.kernel.runtime import Role, RoleContext
 
 
 # -- the loop ------------------------------------------------------------------------------

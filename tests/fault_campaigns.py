@@ -105,7 +105,7 @@ def temp_names(directory: Path) -> List[str]:
 def check_certstore(store: Path) -> int:
     """Every certificate directory complete, its key 0600 and matching its certificate,
     `preferred` (when present) naming one of them. Returns the number checked."""
-    from chariotd.broker_link.keys import certificate_fits_key
+    from chariotd.provisioning.keys import certificate_fits_key
     from chariotd.sim import pki
 
     checked = 0

@@ -25,19 +25,19 @@ from typing import Dict, List, Optional, Set, Tuple
 
 import paho.mqtt.client as mqtt
 
-from chariotd.broker_link import backoff
-from chariotd.broker_link.deadlines import Deadlines, from_environment
-from chariotd.broker_link.driver import ClientDriver
+from chariotd.kernel import backoff
+from chariotd.kernel.mqtt.deadlines import Deadlines, from_environment
+from chariotd.kernel.mqtt.driver import ClientDriver
 from chariotd.broker_link.routes import Router
-from chariotd.broker_link.session import (
+from chariotd.kernel.mqtt.session import (
     MAX_INBOUND_PACKET, MAX_INBOUND_PAYLOAD, CaProblem, blames_certificate, new_client)
 from chariotd.broker_link.windows import Windows
 from chariotd.broker_link.shadow_topics import request_topic
 from chariotd.certstore import Certstore, CertstoreError
-from chariotd.cli import ThingShadow
+from chariotd.config import ThingShadow
 from chariotd.ipc.messages import (Command, LinkHeartbeat, LinkState, Publish, Published,
                                    PublishFailed, Rejected, RequestTimeout, ShadowRequest)
-from chariotd.runtime import RoleContext
+from chariotd.kernel.runtime import RoleContext
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +68,11 @@ class Link:
         self.mailbox = context.mailbox
         self.clock = clock
         self.certstore = Certstore(self.config.certstore)
-        self.provisioning = None
-        if self.config.fleetprov:  # its code is loaded only when it is configured
-            from chariotd.broker_link.provisioning import Provisioning
-            self.provisioning = Provisioning(context, self.certstore)
+        # With --fleetprov, main.py hands the link a provisioning factory as its role
+        # options (the link never imports the provisioning role): see main.build_roles.
+        make_provisioning = context.role.options
+        self.provisioning = (make_provisioning(context, self.certstore)
+                             if make_provisioning is not None else None)
         self.host, self.port = self.certstore.endpoint()
         self.router = Router(self.config, self.mailbox)
         self.state = WAITING

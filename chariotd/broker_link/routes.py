@@ -11,11 +11,11 @@ import logging
 from typing import Dict, List
 
 from chariotd.broker_link.shadow_topics import batches, parse_response_topic, response_filters
-from chariotd.cli import Config
+from chariotd.config import Config
 from chariotd.ipc.messages import Message, ShadowResponse
-from chariotd.runtime import APPLIER
-from chariotd.topics import covers, matches, without_covered
-from chariotd.tunnel_request import notify_topic
+from chariotd.kernel.runtime import APPLIER
+from chariotd.kernel.topics import covers, matches, without_covered
+from chariotd.aws.tunnel_request import notify_topic
 
 log = logging.getLogger(__name__)
 

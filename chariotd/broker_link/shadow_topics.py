@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import List, Optional, Tuple
 
-from chariotd.cli import ThingShadow
+from chariotd.config import ThingShadow
 
 # AWS takes at most 8 topic filters in one SUBSCRIBE.
 FILTERS_PER_SUBSCRIBE = 8

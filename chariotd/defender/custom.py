@@ -27,7 +27,7 @@ import re
 from dataclasses import dataclass
 from typing import List, Tuple
 
-from chariotd import safe_open
+from chariotd.kernel import safe_open
 from chariotd.formats.errors import FormatError
 from chariotd.formats.json import load
 

@@ -19,8 +19,8 @@ import logging
 import time
 from typing import Callable, Optional
 
-from chariotd import safe_open
-from chariotd.fsutil import write_file_atomic
+from chariotd.kernel import safe_open
+from chariotd.kernel.fsutil import write_file_atomic
 
 log = logging.getLogger(__name__)
 

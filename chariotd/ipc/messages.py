@@ -10,7 +10,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 import msgpack
 
-from chariotd.record import Record
+from chariotd.kernel.record import Record
 
 
 class BadFrame(ValueError):
@@ -57,7 +57,7 @@ KINDS: Dict[str, type] = {}
 
 class _Kind(Record, frozen=True):
     """What every message kind shares: fields in declared order, immutable, compared
-    and shown field by field (chariotd/record.py)."""
+    and shown field by field (chariotd/kernel/record.py)."""
 
 
 def _kind(op: str):

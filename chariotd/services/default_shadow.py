@@ -8,11 +8,11 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable
 
-from chariotd.cli import ThingShadow
+from chariotd.config import ThingShadow
 from chariotd.formats import FormatError
 from chariotd.formats.json import load as load_json
-from chariotd.spawn import shown
-from chariotd.spawn import Result, Spawner
+from chariotd.kernel.spawn import shown
+from chariotd.kernel.spawn import Result, Spawner
 
 log = logging.getLogger(__name__)
 

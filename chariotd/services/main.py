@@ -12,14 +12,14 @@ import signal
 from typing import Dict, Optional, Tuple
 
 from chariotd import formats
-from chariotd.broker_link.deadlines import from_environment
-from chariotd.cli import Config, ThingShadow
+from chariotd.kernel.mqtt.deadlines import from_environment
+from chariotd.config import Config, ThingShadow
 from chariotd.formats import FormatError
-from chariotd.fsutil import remove_stale_temps
+from chariotd.kernel.fsutil import remove_stale_temps
 from chariotd.ipc.messages import (Applied, Command, LinkState, LocalUpdate, Message,
                                    Rejected, RequestTimeout, ShadowRequest, ShadowResponse)
-from chariotd.memory import AfterBursts
-from chariotd.runtime import LINK, RoleContext
+from chariotd.kernel.memory import AfterBursts
+from chariotd.kernel.runtime import LINK, RoleContext
 from chariotd.services.default_shadow import DefaultShadow
 from chariotd.services.definitions import load_directory
 from chariotd.services.notify import Notifier
@@ -29,7 +29,7 @@ from chariotd.services.subscriptions import Subscriptions
 from chariotd.services.tunnels import Tunnels
 from chariotd.formats.json import ENVELOPE_DEPTH, load as load_json
 from chariotd.shadow.values import has_null_in_array
-from chariotd.spawn import Spawner
+from chariotd.kernel.spawn import Spawner
 
 log = logging.getLogger(__name__)
 

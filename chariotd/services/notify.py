@@ -8,7 +8,7 @@ changes came meanwhile; that run sees the latest outfile (an ephemeral service's
 command gets the latest data on stdin). A flood of changes thus starts at most two
 commands per service at a time, not one per change.
 
-A change that rewrites an outfile leaves a marker beside it (chariotd/pending.py),
+A change that rewrites an outfile leaves a marker beside it (chariotd/kernel/pending.py),
 removed when the last run the service needs has finished (never while one waits); a
 marker found at start makes `Service.apply` notify again, so a change is never left
 written but unannounced.
@@ -20,9 +20,9 @@ import json
 import logging
 from typing import Any, Dict, Optional, Tuple
 
-from chariotd import pending
+from chariotd.kernel import pending
 from chariotd.services.definitions import ServiceDefinition
-from chariotd.spawn import Result, Spawner, shown
+from chariotd.kernel.spawn import Result, Spawner, shown
 
 log = logging.getLogger(__name__)
 

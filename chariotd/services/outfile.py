@@ -1,7 +1,7 @@
 """Reading and writing service outfiles (crash-safe: temp file, fsync, rename).
 
 An outfile's directory may belong to another user, so the outfile is read and its mode
-taken the one safe way (chariotd/safe_open.py): a symlink, FIFO, device, directory, a
+taken the one safe way (chariotd/kernel/safe_open.py): a symlink, FIFO, device, directory, a
 file with more than one link or over MAX_OUTFILE bytes is Unreadable at once, never
 followed or waited on; the new file keeps the old one's permission bits, never 07000.
 """
@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 from typing import Optional
 
-from chariotd import safe_open
-from chariotd.fsutil import write_file_atomic
+from chariotd.kernel import safe_open
+from chariotd.kernel.fsutil import write_file_atomic
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable, Optional
 
-from chariotd import pending
+from chariotd.kernel import pending
 from chariotd.formats import FormatError
 from chariotd.services import outfile
 from chariotd.services.definitions import ServiceDefinition

@@ -12,7 +12,7 @@ request files it carries are finished), rejected (retried; a 409 refetches) or n
 answer within the request deadline (resent).
 
 Deadlines: a get or an update unanswered within `request_timeout` seconds
-(broker_link/deadlines.py, default 10 s) is logged, reported to the link as a failure
+(kernel/mqtt/deadlines.py, default 10 s) is logged, reported to the link as a failure
 (more than 5 in a row end the tree, as connection failures do) and sent again; a
 broker that swallows every request therefore never leaves a shadow waiting silently.
 """
@@ -24,8 +24,8 @@ import json
 import logging
 from typing import Any, Callable, Dict, List, Optional
 
-from chariotd.broker_link.deadlines import Deadlines
-from chariotd.cli import ThingShadow
+from chariotd.kernel.mqtt.deadlines import Deadlines
+from chariotd.config import ThingShadow
 from chariotd.services.reconcile import ChangeRefused
 from chariotd.shadow.patch import NO_CHANGE, apply, combine, normalise
 

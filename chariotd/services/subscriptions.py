@@ -2,7 +2,7 @@
 link forwards, without ever blocking its loop.
 
 - write: PATH (which must exist, never created here) is a FIFO, or a regular file with
-  one link; it is opened the one safe way (chariotd/safe_open.py: no symlink followed,
+  one link; it is opened the one safe way (chariotd/kernel/safe_open.py: no symlink followed,
   O_NONBLOCK, the type checked on the opened file), a regular file then truncated, the
   payload written, the file closed. Anything else there (a symlink, a hard link, a
   device, a directory) is never opened for writing, let alone truncated: the message is
@@ -28,11 +28,11 @@ import os
 import stat
 from typing import Deque, List, Optional, Tuple
 
-from chariotd import safe_open
-from chariotd.loop import Loop
-from chariotd.spawn import shown
-from chariotd.spawn import Result, Spawner
-from chariotd.topics import matches
+from chariotd.kernel import safe_open
+from chariotd.kernel.loop import Loop
+from chariotd.kernel.spawn import shown
+from chariotd.kernel.spawn import Result, Spawner
+from chariotd.kernel.topics import matches
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ the applier stops.
 The proxy runs detached from the daemon's work: its own session (so signals meant for
 chariotd's process group, such as Ctrl-C, do not reach it and its own children go with
 it), `/` as working directory, stdin from /dev/null, its output on chariotd's stderr, and
-no deadline; it is started the one way every child is (chariotd/spawn.py `start`: the
+no deadline; it is started the one way every child is (chariotd/kernel/spawn.py `start`: the
 allowed environment, nothing that cannot reach exec). Unlike the original daemon's, it
 never outlives the tree: the applier stops it (SIGTERM to its process group, SIGKILL
 after STOP_GRACE) when it exits, and PR_SET_PDEATHSIG sends it SIGTERM if the applier is
@@ -23,10 +23,10 @@ import subprocess
 import time
 from typing import Dict, List, Optional
 
-from chariotd.cli import Config
-from chariotd.loop import Loop
-from chariotd.spawn import CannotStart, child_environment, start
-from chariotd.tunnel_request import (BadTunnelRequest, TunnelRequest, notify_topic,
+from chariotd.config import Config
+from chariotd.kernel.loop import Loop
+from chariotd.kernel.spawn import CannotStart, child_environment, start
+from chariotd.aws.tunnel_request import (BadTunnelRequest, TunnelRequest, notify_topic,
                                      parse_close_command, parse_notification,
                                      parse_open_command, plan, proxy_argv,
                                      proxy_environment)

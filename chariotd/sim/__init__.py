@@ -28,6 +28,7 @@ jobs_service    Jobs for every thing over the store; injected faults; the cloud-
 defender        Device Defender report validation as a pure function: (record, report) -> reply
 defender_service  Defender reports for every thing over the store
 cbor            a small bounded CBOR codec for the .../cbor topics
+shadow/         its pure parts: delta, per-leaf metadata, request validation
 provisioning    fleet provisioning: CreateKeysAndCertificate, CreateCertificateFromCsr, RegisterThing
 templates       provisioning templates read from DIR/templates.json
 store           what the cloud keeps in DIR: shadows, certificates, things, jobs, reports, the port
@@ -35,6 +36,7 @@ service         the MQTT plumbing: a paho client (iotsim) answering request topi
 simulator       Simulator: broker + service + DIR set-up, the API above; make_device()
 cloud           CloudClient: the cloud commands' connection to a running simulator
 main            the chariotd-sim command line
+entry           its console entry point: names the extra to install when it is missing
 log             one line per event on stderr, prefixed "sim:"
 """
 

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from chariotd.fsutil import write_file_atomic
+from chariotd.kernel.fsutil import write_file_atomic
 
 VALIDITY = datetime.timedelta(days=3650)
 

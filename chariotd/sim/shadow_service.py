@@ -11,10 +11,11 @@ import json
 from dataclasses import dataclass, field
 from typing import List, Optional, Tuple
 
-from chariotd.shadow import ShadowError, delta, parse_token, parse_update
 from chariotd.shadow.merge import merge_state
-from chariotd.shadow.meta import carry_state, select, stamp
-from chariotd.shadow.request import NO_SHADOW, TOO_LARGE, VERSION_CONFLICT
+from chariotd.sim.shadow.delta import delta
+from chariotd.sim.shadow.meta import carry_state, select, stamp
+from chariotd.sim.shadow.request import (NO_SHADOW, TOO_LARGE, VERSION_CONFLICT, ShadowError,
+                                         parse_token, parse_update)
 from chariotd.sim.topics import ShadowRequest
 
 Response = Tuple[str, dict]

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Callable, List, Optional
 
-from chariotd.fsutil import write_file_atomic
+from chariotd.kernel.fsutil import write_file_atomic
 from chariotd.sim import pki
 from chariotd.sim.log import log
 from chariotd.sim.mosquitto import DEFAULT_ACL, OPEN_ACL, SERVICE_USER, Mosquitto, free_port

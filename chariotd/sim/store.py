@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 from typing import Iterator, List, Optional, Tuple
 
-from chariotd.fsutil import write_file_atomic
+from chariotd.kernel.fsutil import write_file_atomic
 from chariotd.sim.jobs import Execution, Executions
 from chariotd.sim.shadow_service import ShadowRecord
 

@@ -6,5 +6,6 @@ compression   gzip / deflate of a payload (pure)
 letterhead    letterhead parsing, merging, and the generator's environment (pure)
 queue         the messages backlog: order, priorities, slots (pure)
 messages      the messages handler: backlog, window, retries, jam detection, letterheads
+requests      the updates and commands handlers: each file a request to the link or applier
 main          the watcher roles' entry points
 """

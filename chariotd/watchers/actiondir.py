@@ -17,7 +17,7 @@ from typing import Callable, List, Set
 
 from inotify_simple import INotify, flags
 
-from chariotd import safe_open
+from chariotd.kernel import safe_open
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ Merging is deep: where both sides hold an object the two are merged key by key, 
 everywhere else the message's value wins. A letterhead cannot set `priority` or
 `priority_slot` (the backlog was ordered before it was loaded): those keys are dropped.
 The generator sees the message through its environment (`generator_environment`), on
-top of the environment every child gets (chariotd/spawn.py's allowlist).
+top of the environment every child gets (chariotd/kernel/spawn.py's allowlist).
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def generator_environment(*, topic: str, path: str, mtime_ns: int,
     MESSAGE_PRIORITY_SLOT    its slot, or empty
     MESSAGE_WAS_PRIORITISED  1 when it came from the priority queue, else empty
 
-    added to the environment every child gets (PATH, LANG, TZ...: chariotd/spawn.py).
+    added to the environment every child gets (PATH, LANG, TZ...: chariotd/kernel/spawn.py).
     Raises BadMessage for a slot that cannot be told.
     """
     if priority is None and slot is not None:

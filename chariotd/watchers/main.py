@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chariotd.runtime import RoleContext
+from chariotd.kernel.runtime import RoleContext
 from chariotd.watchers.actiondir import ActionDir
 from chariotd.watchers.messages import MessagesHandler
 from chariotd.watchers.requests import (RequestsHandler, command_owners, command_route,

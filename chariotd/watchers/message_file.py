@@ -23,8 +23,8 @@ from typing import Optional, Tuple, Union
 
 from chariotd.formats import FormatError
 from chariotd.formats.json import load as load_json
-from chariotd.record import Record
-from chariotd.topics import BadTopic, check_not_reserved, check_publish_topic
+from chariotd.kernel.record import Record
+from chariotd.kernel.topics import BadTopic, check_not_reserved, check_publish_topic
 from chariotd.watchers.compression import UnknownCompression, compress
 
 MAX_PAYLOAD = 128 * 1024  # AWS IoT Core's message size limit

@@ -31,12 +31,11 @@ import itertools
 import logging
 from typing import TYPE_CHECKING, Dict, List, Optional, Set, Tuple
 
-from chariotd.cli import MessageDir
-from chariotd import safe_open
+from chariotd.config import MessageDir
+from chariotd.kernel import backoff, safe_open
 from chariotd.ipc.messages import LinkState, Publish, Published, PublishFailed
-from chariotd.runtime import LINK, RoleContext
+from chariotd.kernel.runtime import LINK, RoleContext
 from chariotd.watchers.actiondir import ActionDir
-from chariotd.broker_link import backoff
 from chariotd.watchers.letterhead import (
     BadLetterhead, generator_environment, merge, parse_letterhead)
 from chariotd.watchers.message_file import (
@@ -45,7 +44,7 @@ from chariotd.watchers.message_file import (
 from chariotd.watchers.queue import Backlog, Entry
 
 if TYPE_CHECKING:
-    from chariotd.spawn import Result
+    from chariotd.kernel.spawn import Result
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +107,7 @@ class MessagesHandler:
         self.fresh: Dict[str, Tuple[bytes, object]] = {}
         self.spawner = None
         if options.letterhead_generator:  # the only user of subprocess in this role
-            from chariotd.spawn import Spawner
+            from chariotd.kernel.spawn import Spawner
             self.spawner = Spawner(self.loop)
         self.generating_name: Optional[str] = None
         self.letterhead_file: Optional[Tuple[bytes, dict]] = None  # last bytes, parsed
@@ -276,7 +275,7 @@ class MessagesHandler:
         program = self.options.letterhead_generator
         letterhead = failure = None
         if result.stderr.strip():
-            from chariotd.spawn import shown
+            from chariotd.kernel.spawn import shown
             log.warning("letterhead generator said: %s", shown(result.stderr))
         if result.refused is not None:  # the message holds what no child can be given
             self._give_up(outgoing.entry.name, f"letterhead generator {result.describe()}")

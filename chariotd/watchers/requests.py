@@ -9,7 +9,7 @@ import logging
 from typing import Callable, Dict, Optional, Tuple, Union
 
 from chariotd.ipc.messages import Applied, Command, LinkState, LocalUpdate, Rejected
-from chariotd.runtime import APPLIER, LINK, RoleContext
+from chariotd.kernel.runtime import APPLIER, LINK, RoleContext
 from chariotd.watchers.actiondir import ActionDir
 from chariotd.watchers.queue import Backlog, Entry
 

@@ -13,8 +13,8 @@ from typing import List, Tuple
 from chariotd import cli
 from chariotd.ipc.messages import (LinkState, ShadowRequest, ShadowResponse, decode, encode,
                                    validate)
-from chariotd.loop import Timer
-from chariotd.runtime import Role, RoleContext
+from chariotd.kernel.loop import Timer
+from chariotd.kernel.runtime import Role, RoleContext
 from chariotd.services.main import Applier
 
 THING = "dev1"

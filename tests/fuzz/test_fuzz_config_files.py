@@ -12,7 +12,7 @@ import tempfile
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chariotd import fleetprov
+from chariotd.provisioning import fleetprov
 from chariotd.formats import FormatError
 from chariotd.services.definitions import (KNOWN_KEYS, DefinitionError, load_directory,
                                            load_file)

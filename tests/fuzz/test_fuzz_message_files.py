@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chariotd.ipc.messages import Publish, decode, encode, validate
-from chariotd.topics import BadTopic, check_not_reserved, check_publish_topic
+from chariotd.kernel.topics import BadTopic, check_not_reserved, check_publish_topic
 from chariotd.watchers.letterhead import BadLetterhead, merge, parse_letterhead
 from chariotd.watchers.message_file import (MAX_PAYLOAD, BadMessage, build_message,
                                             full_topic, parse_message, peek_priority,

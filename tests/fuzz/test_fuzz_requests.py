@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chariotd.ipc.messages import Applied, Command, Rejected, encode
-from chariotd.tunnel_request import (BadTunnelRequest, parse_close_command,
+from chariotd.aws.tunnel_request import (BadTunnelRequest, parse_close_command,
                                      parse_notification, parse_open_command)
 from chariotd.watchers.requests import COMMAND_OWNERS, command_route, update_route
 

@@ -20,9 +20,9 @@ from support import alive, wait_until
 
 DRIVER = textwrap.dedent("""
     import os, signal, sys
-    from chariotd import log
-    from chariotd.cli import Config
-    from chariotd.runtime import Role
+    from chariotd.kernel import log
+    from chariotd.config import Config
+    from chariotd.kernel.runtime import Role
     from chariotd.supervisor import Supervisor
 
     case, pidfile = sys.argv[1], sys.argv[2]

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from chariotd.memory import QUIET
-from chariotd.spawn import MAX_CHILDREN
+from chariotd.kernel.memory import QUIET
+from chariotd.kernel.spawn import MAX_CHILDREN
 from support import children_of, cmdline, wait_until, write_message
 
 # The applier's PSS after a flood may exceed its idle level by at most this much: the

@@ -1,7 +1,7 @@
 """Issue 12, findings 1, 2, 6 and 7 through the real tree: chariotd runs as root and an
 unprivileged user (uid 65534, by `setpriv`) owns an outfile directory, an updates
 directory or a subscribe-write FIFO, and plants a setuid bit, a symlink, a hard link or a
-FIFO where chariotd expects a file (chariotd/safe_open.py is what stops each)."""
+FIFO where chariotd expects a file (chariotd/kernel/safe_open.py is what stops each)."""
 
 from __future__ import annotations
 

@@ -154,7 +154,7 @@ def test_children_get_no_secrets_and_logs_hold_none(sim, daemons, tmp_path):
             assert f"AWSIOT_TUNNEL_ACCESS_TOKEN={TUNNEL_TOKEN}" in text
         else:
             assert TUNNEL_TOKEN not in text, path.name
-        # the allowlist (chariotd/spawn.py) for every child, letterhead and proxy too
+        # the allowlist (chariotd/kernel/spawn.py) for every child, letterhead and proxy too
         assert "LC_TIME=C.UTF-8" in text and "TZ=UTC" in text, path.name
     daemon.signal(signal.SIGTERM)
     assert daemon.wait_exit(10) == 0

@@ -9,7 +9,7 @@ import pytest
 
 from chariotd import certstore as certstore_module
 from chariotd.certstore import Certstore, CertstoreError
-from chariotd.broker_link.keys import certificate_fits_key, new_key_and_csr
+from chariotd.provisioning.keys import certificate_fits_key, new_key_and_csr
 
 
 @pytest.fixture

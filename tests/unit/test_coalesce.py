@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import paho.mqtt.client as mqtt
 
-from chariotd.broker_link.driver import COALESCE_LIMIT, coalesce
+from chariotd.kernel.mqtt.driver import COALESCE_LIMIT, coalesce
 
 
 def packet(command, qos=1, data=b"x" * 10, pos=0):

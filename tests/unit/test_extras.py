@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from chariotd import extras
+from chariotd.kernel import extras
+from chariotd.sim import entry
 
 PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
 
@@ -23,7 +24,7 @@ def test_missing_extra_names_the_module_and_the_pip_command(monkeypatch):
 
 def test_chariotd_sim_without_its_extra_says_which_to_install(monkeypatch, capsys):
     monkeypatch.setitem(extras.EXTRAS, "sim", ("no_such_module_here",))
-    assert extras.sim_main() == 1
+    assert entry.main() == 1
     assert capsys.readouterr().err == (
         "chariotd-sim: needs no_such_module_here: pip install 'chariotd[sim]'\n")
 
@@ -34,7 +35,7 @@ def test_the_device_package_leaves_cryptography_to_the_extras():
     optional = project["optional-dependencies"]
     for extra, modules in extras.EXTRAS.items():
         assert [d.split(">")[0] for d in optional[extra]] == list(modules), extra
-    assert project["scripts"]["chariotd-sim"] == "chariotd.extras:sim_main"
+    assert project["scripts"]["chariotd-sim"] == "chariotd.sim.entry:main"
 
 
 @pytest.mark.parametrize("extra", sorted(extras.EXTRAS))

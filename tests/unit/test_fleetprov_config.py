@@ -1,4 +1,5 @@
-"""The --fleetprov configuration file and the provisioning payloads (chariotd.fleetprov)."""
+"""The --fleetprov configuration file and the provisioning payloads
+(chariotd.provisioning.fleetprov)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ import json
 
 import pytest
 
-from chariotd import fleetprov
-from chariotd.fleetprov import FleetProv, FleetProvError, Registered
+from chariotd.provisioning import fleetprov
+from chariotd.provisioning.fleetprov import FleetProv, FleetProvError, Registered
 
 GOOD = {"claimstore": "/config/claim", "template": "my-template",
         "parameters": {"SerialNumber": "1234"}}

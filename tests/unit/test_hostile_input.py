@@ -9,13 +9,14 @@ import stat
 import msgpack
 import pytest
 
-from chariotd import cli, fleetprov
+from chariotd import cli
+from chariotd.provisioning import fleetprov
 from chariotd.formats import FormatError, json as json_format, plaintext, shell
-from chariotd.fsutil import write_file_atomic
+from chariotd.kernel.fsutil import write_file_atomic
 from chariotd.ipc.messages import BadFrame, LocalUpdate, decode, encode
 from chariotd.shadow.values import MAX_DEPTH, deeper_than
 from chariotd.services.definitions import DefinitionError, load_file
-from chariotd.tunnel_request import BadTunnelRequest, parse_notification, parse_open_command
+from chariotd.aws.tunnel_request import BadTunnelRequest, parse_notification, parse_open_command
 from chariotd.watchers.actiondir import ActionDir
 from chariotd.watchers.requests import update_route
 

@@ -11,7 +11,7 @@ import ssl
 import pytest
 
 from chariotd.broker_link import main as link_main
-from chariotd.broker_link.session import CaProblem
+from chariotd.kernel.mqtt.session import CaProblem
 from chariotd.ipc.messages import Publish, ShadowRequest
 from fakes import DEADLINES, FakeClient, LinkRig
 

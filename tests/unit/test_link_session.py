@@ -10,7 +10,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from chariotd.broker_link.session import (
+from chariotd.kernel.mqtt.session import (
     MAX_INBOUND_PACKET, BoundedClient, CaProblem, blames_certificate, check_ca)
 from chariotd.sim import pki
 

@@ -12,8 +12,8 @@ import unicodedata
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chariotd import log
-from chariotd.log import RoleFormatter, escape_controls
+from chariotd.kernel import log
+from chariotd.kernel.log import RoleFormatter, escape_controls
 from chariotd.sim import log as sim_log
 
 ESCAPED_CATEGORIES = {"Cc", "Cf", "Cs", "Zl", "Zp"}

@@ -13,7 +13,7 @@ import zmq
 
 from chariotd.ipc.mailbox import PASS_LIMIT, Mailbox
 from chariotd.ipc.messages import Applied
-from chariotd.loop import Loop
+from chariotd.kernel.loop import Loop
 
 
 @pytest.fixture

@@ -3,8 +3,8 @@ again; never during the burst, never without one (a fake clock drives the loop).
 
 from __future__ import annotations
 
-from chariotd import memory
-from chariotd.loop import Loop
+from chariotd.kernel import memory
+from chariotd.kernel.loop import Loop
 
 
 class Clock:

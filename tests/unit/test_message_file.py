@@ -3,7 +3,7 @@ import json
 import pytest
 from hypothesis import given, strategies as st
 
-from chariotd.topics import BadTopic, check_publish_topic
+from chariotd.kernel.topics import BadTopic, check_publish_topic
 from chariotd.watchers.message_file import MAX_PAYLOAD, BadMessage, Message, parse_message
 
 

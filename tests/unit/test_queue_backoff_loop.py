@@ -3,8 +3,8 @@ import signal
 import subprocess
 import sys
 
-from chariotd.broker_link import backoff
-from chariotd.loop import Loop
+from chariotd.kernel import backoff
+from chariotd.kernel.loop import Loop
 
 
 def test_backoff_is_full_jitter_and_capped():
@@ -19,7 +19,7 @@ def test_device_defaults_base_half_a_second_and_one_connect_per_second():
     the previous CONNECT (what the README promises)."""
     env = {k: v for k, v in os.environ.items() if k != "CHARIOTD_BACKOFF_BASE"}
     out = subprocess.run(
-        [sys.executable, "-c", "from chariotd.broker_link import backoff as b; "
+        [sys.executable, "-c", "from chariotd.kernel import backoff as b; "
          "print(b.BASE, b.MIN_INTERVAL, b.CAP)"],
         env=env, capture_output=True, text=True, check=True).stdout.split()
     assert out == ["0.5", "1.0", "120.0"]

@@ -2,7 +2,7 @@ from typing import List
 
 import pytest
 
-from chariotd.record import Factory, Record
+from chariotd.kernel.record import Factory, Record
 
 
 class Point(Record, frozen=True):

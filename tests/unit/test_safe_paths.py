@@ -1,4 +1,4 @@
-"""The one way to touch a path another user may control (chariotd/safe_open.py) and its
+"""The one way to touch a path another user may control (chariotd/kernel/safe_open.py) and its
 users: no symlink followed, no open that blocks, the type checked on the opened file,
 one link for files taken from new/ and outfiles, no 07000 bit ever kept."""
 
@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from chariotd import pending, safe_open
-from chariotd.fsutil import write_file_atomic
+from chariotd.kernel import pending, safe_open
+from chariotd.kernel.fsutil import write_file_atomic
 from chariotd.services import outfile
 from chariotd.services.subscriptions import WriteSubscription
 
@@ -235,8 +235,8 @@ def test_subscribe_write_to_a_fifo_without_reader_does_not_block(tmp_path, caplo
 def write_provisioning_outfile(path):
     from types import SimpleNamespace
 
-    from chariotd import fleetprov
-    from chariotd.broker_link.provisioning import Provisioning
+    from chariotd.provisioning import fleetprov
+    from chariotd.provisioning.claim import Provisioning
 
     config = fleetprov.FleetProv("claim", "t", outfile=str(path), outformat="JSON")
     Provisioning._write_outfile(SimpleNamespace(fleetprov=config),

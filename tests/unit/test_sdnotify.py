@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from chariotd.sdnotify import Notifier, socket_address, watchdog_seconds
+from chariotd.kernel.sdnotify import Notifier, socket_address, watchdog_seconds
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ from chariotd import cli
 from chariotd.certstore import Certstore
 from chariotd.sim import pki
 from chariotd.sim.simulator import make_device, prepare
-from chariotd.spawn import child_environment
-from chariotd.tunnel_request import TunnelRequest, proxy_environment
+from chariotd.kernel.spawn import child_environment
+from chariotd.aws.tunnel_request import TunnelRequest, proxy_environment
 from chariotd.watchers.letterhead import generator_environment
 
 

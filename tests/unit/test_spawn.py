@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from chariotd.loop import Loop
-from chariotd.spawn import Spawner, child_environment
+from chariotd.kernel.loop import Loop
+from chariotd.kernel.spawn import Spawner, child_environment
 from support import alive, wait_until
 
 
@@ -107,7 +107,7 @@ def test_a_daemon_left_behind_is_neither_waited_for_nor_killed(tmp_path):
 
 
 def test_output_over_the_limit_is_cut_and_flagged(tmp_path):
-    from chariotd import spawn
+    from chariotd.kernel import spawn
     result, _ = run(["/bin/sh", "-c", f"head -c {spawn.OUTPUT_LIMIT + 10} /dev/zero"],
                     capture_stdout=True)
     assert result.truncated and len(result.stdout) == spawn.OUTPUT_LIMIT

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from chariotd.loop import Loop
-from chariotd.spawn import Spawner
+from chariotd.kernel.loop import Loop
+from chariotd.kernel.spawn import Spawner
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""One way to start a child (chariotd/spawn.py): the allowlisted environment, and text
+"""One way to start a child (chariotd/kernel/spawn.py): the allowlisted environment, and text
 that cannot reach exec refused before fork, never an exception out of the spawner."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from chariotd import spawn
-from chariotd.loop import Loop
-from chariotd.spawn import CannotStart, Spawner, child_environment, refusal, start
+from chariotd.kernel import spawn
+from chariotd.kernel.loop import Loop
+from chariotd.kernel.spawn import CannotStart, Spawner, child_environment, refusal, start
 from support import alive, wait_until
 
 

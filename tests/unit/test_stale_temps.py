@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from chariotd import fsutil
+from chariotd.kernel import fsutil
 from chariotd.certstore import Certstore
 
 

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from chariotd.broker_link.session import ALPN_PROTOCOL, tls_context
+from chariotd.kernel.mqtt.session import ALPN_PROTOCOL, tls_context
 from chariotd.certstore import Certificate
 
 

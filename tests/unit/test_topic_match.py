@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from chariotd.cli import ConfigError, parse, parse_subscription
-from chariotd.topics import BadTopic, check_filter, covers, matches, without_covered
+from chariotd.kernel.topics import BadTopic, check_filter, covers, matches, without_covered
 
 
 @pytest.mark.parametrize("topic_filter,topic,expected", [

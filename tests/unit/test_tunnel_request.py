@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from chariotd.tunnel_request import (BadTunnelRequest, TunnelRequest, notify_topic,
+from chariotd.aws.tunnel_request import (BadTunnelRequest, TunnelRequest, notify_topic,
                                      parse_close_command, parse_notification,
                                      parse_open_command, plan, proxy_argv,
                                      proxy_environment)

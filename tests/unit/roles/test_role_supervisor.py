@@ -16,8 +16,8 @@ import pytest
 
 from chariotd import cli, supervisor
 from chariotd.ipc.messages import LinkHeartbeat, LinkState
-from chariotd.runtime import Role
-from chariotd.sdnotify import Notifier
+from chariotd.kernel.runtime import Role
+from chariotd.kernel.sdnotify import Notifier
 from fakes import FakeLoop, FakeMailbox, attach_mailbox
 
 GRACE = 0.3

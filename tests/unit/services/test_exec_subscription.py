@@ -5,9 +5,9 @@ next message is handled."""
 import logging
 import signal
 
-from chariotd.loop import Loop
+from chariotd.kernel.loop import Loop
 from chariotd.services.subscriptions import ExecSubscription
-from chariotd.spawn import Spawner
+from chariotd.kernel.spawn import Spawner
 from support import wait_until
 
 

@@ -9,11 +9,11 @@ import logging
 
 import pytest
 
-from chariotd.pending import is_marked
+from chariotd.kernel.pending import is_marked
 from chariotd.services.definitions import definition_from_fields
 from chariotd.services.notify import Notifier
 from chariotd.services.service import Service
-from chariotd.spawn import Result
+from chariotd.kernel.spawn import Result
 
 
 class FakeLoop:

@@ -5,7 +5,7 @@ import json
 import os
 
 from chariotd.services.definitions import definition_from_fields
-from chariotd.pending import is_marked as is_pending, marker_path
+from chariotd.kernel.pending import is_marked as is_pending, marker_path
 from chariotd.services.service import Service
 
 

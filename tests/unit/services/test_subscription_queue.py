@@ -4,7 +4,7 @@ beyond that new messages are dropped and counted."""
 import logging
 import os
 
-from chariotd import safe_open
+from chariotd.kernel import safe_open
 from chariotd.services.subscriptions import QUEUE_LIMIT, Subscriptions, _Subscription
 
 

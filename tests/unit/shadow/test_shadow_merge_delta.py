@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from chariotd.shadow import delta, merge, values_equal
+from chariotd.shadow import merge, values_equal
 from chariotd.shadow.merge import merge_state
-from chariotd.shadow.meta import carry_state, select, stamp
+from chariotd.sim.shadow.delta import delta
+from chariotd.sim.shadow.meta import carry_state, select, stamp
 
 MERGE_CASES = [
     # (section, base, patch, expected)

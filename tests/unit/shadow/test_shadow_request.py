@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from chariotd.shadow import ShadowError, parse_token, parse_update
+from chariotd.sim.shadow.request import ShadowError, parse_token, parse_update
 
 
 def _j(doc) -> bytes:

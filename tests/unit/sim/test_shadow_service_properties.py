@@ -7,7 +7,7 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chariotd.shadow import delta
+from chariotd.sim.shadow.delta import delta
 from chariotd.sim.shadow_service import ShadowOptions, handle
 from chariotd.sim.topics import ShadowRequest
 

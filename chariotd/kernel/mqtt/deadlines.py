@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 from typing import Mapping
 
-from chariotd.record import Record
+from chariotd.kernel.record import Record
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import gc
 import logging
 from typing import Callable, Optional
 
-from chariotd.loop import Loop, Timer
+from chariotd.kernel.loop import Loop, Timer
 
 log = logging.getLogger(__name__)
 

@@ -24,6 +24,14 @@ certificate. After a reprovision the old certificates stay until the new one has
 connected once (`Certstore.retire_replaced`), so a certificate that cannot connect
 falls back to the old one through the link's usual failure rotation.
 
+Where it runs: main.py hands this class to the link as the link's role options, so it
+runs in the "chariotd: link" process on the link's loop (the reason is next to
+`main._provisioner`). Its outfile and notify command run here too, an exception to
+"the applier writes outfiles and runs commands": a tree without services has no
+applier, and at first boot the link may only exit 0 (and the tree restart with the new
+certificate) once the outfile is written and the notify command has finished; a marker
+in the certstore (kernel/pending.py) redoes the command after a crash.
+
 Private keys and ownership tokens are never logged.
 """
 
@@ -37,16 +45,16 @@ from typing import List, Optional, Tuple
 
 import paho.mqtt.client as mqtt
 
-from chariotd import fleetprov, pending, safe_open
-from chariotd.broker_link import backoff
-from chariotd.broker_link.driver import ClientDriver
-from chariotd.broker_link.session import CaProblem, blames_certificate, new_client
+from chariotd.provisioning import fleetprov
+from chariotd.kernel import backoff, pending, safe_open
+from chariotd.kernel.mqtt.driver import ClientDriver
+from chariotd.kernel.mqtt.session import CaProblem, blames_certificate, new_client
 from chariotd.certstore import Certificate, Certstore, CertstoreError
-from chariotd.fleetprov import FleetProv, FleetProvError
+from chariotd.provisioning.fleetprov import FleetProv, FleetProvError
 from chariotd.formats import FormatError
-from chariotd.fsutil import remove_stale_temps, write_file_atomic
+from chariotd.kernel.fsutil import remove_stale_temps, write_file_atomic
 from chariotd.ipc.messages import Applied, Command, Rejected
-from chariotd.runtime import RoleContext
+from chariotd.kernel.runtime import RoleContext
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +93,7 @@ class Provisioning:
         self.fleetprov: FleetProv = fleetprov.load(self.config.fleetprov)  # checked by the parent
         self.claimstore = Certstore(self.fleetprov.claimstore)
         # `.provisioning.notify-pending` in the certstore while the notify command of a
-        # stored certificate has not finished (chariotd/pending.py)
+        # stored certificate has not finished (chariotd/kernel/pending.py)
         self.notify_marker = str(self.certstore.path / "provisioning")
         self.loop.after_each(self.after_each_pass)
         self.client_id = f"{self.config.clientid}-fp"
@@ -170,7 +178,7 @@ class Provisioning:
         self.claim_id = claim.id
         self.key_pem, csr_pem, self.created = None, None, None
         if self.fleetprov.csr:
-            from chariotd.broker_link.keys import new_key_and_csr
+            from chariotd.provisioning.keys import new_key_and_csr
             self.key_pem, csr_pem = new_key_and_csr(self.config.clientid)
         self.create_payload = fleetprov.create_payload(csr_pem)
         self.last_connect = self.clock()
@@ -281,7 +289,7 @@ class Provisioning:
             return
         if not self.fleetprov.csr:
             self.key_pem = created.private_key
-        from chariotd.broker_link.keys import certificate_fits_key
+        from chariotd.provisioning.keys import certificate_fits_key
         if not certificate_fits_key(created.certificate_pem, self.key_pem):
             self._attempt_failed(f"{self.create_name}: the certificate does not fit the key")
             return
@@ -414,7 +422,7 @@ class Provisioning:
 
     def _run_notify(self, then) -> None:
         """Run the notify command; its marker goes when it has finished, then THEN."""
-        from chariotd.spawn import Spawner, shown
+        from chariotd.kernel.spawn import Spawner, shown
         if self.spawner is None:
             self.spawner = Spawner(self.loop)
 

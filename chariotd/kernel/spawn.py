@@ -29,8 +29,8 @@ import subprocess
 from dataclasses import dataclass
 from typing import Callable, Deque, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from chariotd import deathsig
-from chariotd.loop import Loop
+from chariotd.kernel import deathsig
+from chariotd.kernel.loop import Loop
 
 log = logging.getLogger(__name__)
 

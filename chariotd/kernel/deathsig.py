@@ -1,6 +1,6 @@
 """PR_SET_PDEATHSIG: a child process asks for SIGTERM when its parent dies. Used by the
 roles (right after the supervisor's fork) and by the tunnel proxy (between fork and exec,
-through chariotd/spawn.py). A bonus only: each has another way to notice its parent gone.
+through chariotd/kernel/spawn.py). A bonus only: each has another way to notice its parent gone.
 """
 
 from __future__ import annotations

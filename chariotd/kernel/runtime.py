@@ -16,10 +16,10 @@ from typing import Callable, List, Optional
 
 import setproctitle
 
-from chariotd import log
-from chariotd.deathsig import die_with_parent
-from chariotd.cli import Config
-from chariotd.record import Factory, Record
+from chariotd.kernel import log
+from chariotd.kernel.deathsig import die_with_parent
+from chariotd.config import Config
+from chariotd.kernel.record import Factory, Record
 
 LINK = "link"
 APPLIER = "applier"
@@ -31,7 +31,7 @@ class Role(Record):
     title: str              # process title, e.g. "chariotd: link"
     log_name: str           # prefix of its log lines, e.g. "link" or "watch mqtt"
     run: Callable[["RoleContext"], int]
-    options: object = None  # role-specific settings (e.g. a MessageDir)
+    options: object = None  # role-specific settings (a MessageDir; the link's provisioner)
 
 
 class RoleContext(Record):
@@ -88,7 +88,7 @@ def _run(context: RoleContext) -> int:
     import zmq
 
     from chariotd.ipc.mailbox import Mailbox
-    from chariotd.loop import Loop
+    from chariotd.kernel.loop import Loop
 
     zmq_context = zmq.Context(1)
     loop = Loop()

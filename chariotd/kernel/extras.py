@@ -7,7 +7,6 @@ the check that an issued certificate fits its key) and by chariotd-sim, so it co
 from __future__ import annotations
 
 import importlib.util
-import sys
 from typing import Optional
 
 EXTRAS = {
@@ -22,13 +21,3 @@ def missing(extra: str) -> Optional[str]:
     if not absent:
         return None
     return f"needs {', '.join(absent)}: pip install 'chariotd[{extra}]'"
-
-
-def sim_main() -> int:
-    """The `chariotd-sim` command: one line naming the extra when it is not installed."""
-    problem = missing("sim")
-    if problem:
-        sys.stderr.write(f"chariotd-sim: {problem}\n")
-        return 1
-    from chariotd.sim.main import main
-    return main()

@@ -1,6 +1,8 @@
 """Secure tunneling requests as values (EXTENSIONS C, IOT_CORE.md section 4): reading a
 tunnel notification or an open-tunnel / close-tunnel command file, and the local proxy's
-command line and environment. No I/O here; the applier's `services/tunnels.py` runs it.
+command line and environment. No I/O here (pure: the standard library and formats/
+only); the applier's `services/tunnels.py` runs it; the link subscribes to
+`notify_topic`.
 
 The access token is a secret: it is kept out of every repr and every error text.
 
@@ -15,9 +17,10 @@ from __future__ import annotations
 import re
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from dataclasses import dataclass, field
+
 from chariotd.formats import FormatError
 from chariotd.formats.json import load as load_json
-from chariotd.record import Record
 
 NOTIFY_TOPIC = "$aws/things/{thing}/tunnels/notify"
 
@@ -45,11 +48,12 @@ class BadTunnelRequest(ValueError):
     contains the token."""
 
 
-class TunnelRequest(Record, frozen=True, hidden=("token",)):
+@dataclass(frozen=True)
+class TunnelRequest:
     thing: str
     region: str
     services: Tuple[str, ...]
-    token: str  # never shown by repr
+    token: str = field(repr=False)  # never shown by repr
 
 
 def notify_topic(thing: str) -> str:

@@ -19,7 +19,7 @@ import stat
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from chariotd.broker_link.driver import quiet_writes
+from chariotd.kernel.mqtt.driver import quiet_writes
 from chariotd.certstore import Certificate
 
 ALPN_PORT = 443

@@ -1,0 +1,8 @@
+"""What AWS IoT Core defines that more than one role needs to know, as pure values.
+
+tunnel_request  secure tunneling: the notify topic, notification and command files, the
+                local proxy's command line and environment
+
+Pure: imports only the standard library, formats/ and shadow/ (tests/unit/
+test_import_rules.py), no I/O, no processes.
+"""

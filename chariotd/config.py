@@ -1,0 +1,78 @@
+"""The configuration records every role reads: what the command line means once parsed.
+
+`cli.py` builds them from argv (and is imported only by the entry point, `main.py`);
+roles and the kernel import these records from here, never the parser."""
+
+from __future__ import annotations
+
+import re
+from typing import Dict, List, Optional, Tuple
+
+from chariotd.kernel.record import Factory, Record
+
+THING_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+SHADOW_RE = re.compile(r"^[$A-Za-z0-9:_-]{1,64}$")
+MESSAGE_ORDERS = ("lexical", "reverse-lexical", "newest-first", "oldest-first")
+
+
+class ConfigError(Exception):
+    """A configuration problem: one line on stderr, exit status 2."""
+
+
+class ThingShadow(Record, frozen=True):
+    """A thing's classic shadow (shadow is None) or one of its named shadows."""
+    thing: str
+    shadow: Optional[str] = None
+
+    def __str__(self) -> str:
+        return self.thing if self.shadow is None else f"{self.thing}/{self.shadow}"
+
+
+class MessageDir(Record):
+    """One --messages directory with its effective per-directory options."""
+    path: str
+    concurrency: int = 10
+    retries: int = 2
+    keep_failed: int = 100
+    jam_timeout: float = 300.0
+    order: str = "lexical"
+    topic_prefix: str = ""
+    topic_suffix: str = ""
+    letterhead_file: Optional[str] = None
+    letterhead_generator: Optional[str] = None
+    reserved_topics: bool = False  # may publish to $aws/... beyond $aws/rules/...
+
+
+class Config(Record):
+    clientid: str
+    cacert: str
+    certstore: str
+    fleetprov: Optional[str] = None
+    services: List[Tuple[ThingShadow, str]] = Factory(list)
+    updates: List[Tuple[ThingShadow, str]] = Factory(list)
+    defaultshadow: List[Tuple[ThingShadow, str]] = Factory(list)
+    messages: List[MessageDir] = Factory(list)
+    commands: Optional[str] = None
+    subscribe_write: List[Tuple[str, str]] = Factory(list)
+    subscribe_exec: List[Tuple[str, str]] = Factory(list)
+    tunnelmappings: List[Tuple[str, Dict[str, int]]] = Factory(list)
+    tunnelproxy: str = "localproxy"
+    tunnelcadir: Optional[str] = None
+    keepalive: int = 1200
+    last_will_topic: Optional[str] = None
+    last_will_payload: Optional[str] = None
+    empty_array_as_delete_request: bool = False
+    log_level: str = "info"
+
+    def shadow_targets(self) -> List[ThingShadow]:
+        """Every shadow chariotd keeps in step, in the order first named."""
+        targets: List[ThingShadow] = []
+        for target, _ in self.services + self.updates + self.defaultshadow:
+            if target not in targets:
+                targets.append(target)
+        return targets
+
+    @property
+    def wants_applier(self) -> bool:
+        return bool(self.shadow_targets() or self.commands or self.subscribe_write
+                    or self.subscribe_exec or self.tunnelmappings)
