@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Tuple
 
 from chariotd import __version__
 from chariotd.config import (MESSAGE_ORDERS, SHADOW_RE, THING_RE, Config, ConfigError,

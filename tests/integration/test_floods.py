@@ -13,7 +13,6 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
 
 from chariotd.kernel.memory import QUIET
 from chariotd.kernel.spawn import MAX_CHILDREN

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from support import wait_until, write_message
+from support import wait_until
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"),
                                 reason="needs root and setpriv to act as another user")
@@ -66,7 +66,7 @@ class Setting:
         return directory / key
 
     def start(self, daemons, *extra):
-        daemon = daemons([f"--clientid=dev1", f"--cacert={self.sim.cafile}",
+        daemon = daemons(["--clientid=dev1", f"--cacert={self.sim.cafile}",
                           f"--certstore={self.certstore}", f"--services=dev1:{self.svcs}",
                           *extra], self.base)
         daemon.wait_log(r"shadow (fetched|created)", timeout=20)
