@@ -1,4 +1,5 @@
-"""MQTT topic checks, with AWS IoT Core's limits (../shared/IOT_CORE.md section 1)."""
+"""MQTT topic checks, with AWS IoT Core's limits: a topic of at most 256 bytes and
+7 slashes, no wildcards in a publish, and AWS's matching of filters."""
 
 from __future__ import annotations
 
