@@ -77,6 +77,7 @@ class Defender:
         self.clock = context.loop.clock
         self.request_ids = itertools.count(1)
         self.pending: Optional[Tuple[int, Built]] = None  # (request id, report) at the link
+        self.unanswered: Optional[int] = None  # the last report sent, until its reply
         self.timer = None
 
     def handlers(self):
@@ -116,6 +117,7 @@ class Defender:
             log.warning("%s", note)
         request_id = next(self.request_ids)
         self.pending = (request_id, built)
+        self.unanswered = built.report_id
         self.mailbox.send(LINK, Publish(ids=[request_id], topics=[self.topic],
                                         payloads=[built.payload], qos=[1], window=1))
         self.schedule.sent(now)
@@ -145,13 +147,19 @@ class Defender:
         self.arm()
 
     def on_reply(self, sender: str, reply: DefenderReply) -> None:
-        named = "report" if reply.report_id is None else f"report {reply.report_id}"
+        """The answer to the last report sent is logged, once (a rejection with its
+        code); any other (a duplicate, an old or made-up id) is a debug line only, so a
+        flood of replies cannot flood the log."""
+        if self.unanswered is None or reply.report_id not in (None, self.unanswered):
+            log.debug("ignored a Device Defender reply for report %s: not the report "
+                      "awaiting an answer", reply.report_id)
+            return
+        report_id, self.unanswered = self.unanswered, None
         if reply.accepted:
-            log.info("%s accepted by Device Defender", named)
+            log.info("report %d accepted by Device Defender", report_id)
         else:
-            log.warning("%s rejected by Device Defender: %s: %s", named,
+            log.warning("report %d rejected by Device Defender: %s: %s", report_id,
                         reply.code or "no code", reply.message or "no message")
-
 
 def run(context: RoleContext) -> int:
     options: DefenderConfig = context.role.options

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import deque
 
 import pytest
 
@@ -183,19 +184,37 @@ def test_short_names(tmp_path):
     assert set(doc) == {"hed", "met"} and doc["hed"]["v"] == "1.0"
 
 
-def test_replies_are_logged_a_rejection_with_its_code(rig, caplog):
+def reply(report_id, code=""):
+    return DefenderReply(thing="dev1", accepted=not code, report_id=report_id, code=code,
+                         message="one report per 300 s" if code else "")
+
+
+def test_the_reply_to_each_report_is_logged_once_a_rejection_with_its_code(rig, caplog):
+    rig.link(True)
+    rig.loop.advance(FIRST_DELAY)
+    [(_, doc)] = rig.reports()
+    first = doc["header"]["report_id"]
     with caplog.at_level(logging.INFO):
-        rig.deliver(DefenderReply(thing="dev1", accepted=True, report_id=17, code="",
-                                  message=""),
-                    DefenderReply(thing="dev1", accepted=False, report_id=18,
-                                  code="Throttled", message="one report per 300 s"),
-                    DefenderReply(thing="dev1", accepted=False, report_id=None, code="",
-                                  message=""))
-    lines = [r.getMessage() for r in caplog.records]
-    assert "report 17 accepted by Device Defender" in lines
-    assert "report 18 rejected by Device Defender: Throttled: one report per 300 s" in lines
-    assert "report rejected by Device Defender: no code: no message" in lines
-    assert rig.reports() == []
+        rig.deliver(reply(first), reply(first), reply(first + 1, "Throttled"))
+    assert [r.getMessage() for r in caplog.records] == [
+        f"report {first} accepted by Device Defender"]  # the rest: debug lines only
+    caplog.clear()
+    rig.wall += 300
+    rig.loop.advance(INTERVAL)
+    [(_, doc)] = rig.reports()
+    second = doc["header"]["report_id"]
+    with caplog.at_level(logging.INFO):
+        rig.deliver(reply(None, "Throttled"), reply(second))
+    assert [r.getMessage() for r in caplog.records] == [
+        f"report {second} rejected by Device Defender: Throttled: one report per 300 s"]
+
+
+def test_a_flood_of_made_up_replies_logs_nothing_above_debug(rig, caplog):
+    with caplog.at_level(logging.INFO):
+        rig.deliver(*[reply(n, "Bogus" if n % 2 else "") for n in range(1, 200)])
+        rig.loop.readable(rig.mailbox.socket)  # a pass takes at most 100 frames
+    assert rig.mailbox.socket.frames == deque()
+    assert caplog.records == [] and rig.reports() == []
 
 
 def test_timing_seam_reads_the_environment_and_ignores_what_is_malformed(caplog):
