@@ -16,7 +16,7 @@ from typing import Dict, List, Tuple
 
 from chariotd import __version__
 from chariotd.config import (MESSAGE_ORDERS, SHADOW_RE, THING_RE, Config, ConfigError,
-                             MessageDir, ThingShadow)
+                             DefenderConfig, MessageDir, ThingShadow)
 
 
 # Per-directory message options (EXTENSIONS A): option name -> (MessageDir field, parser,
@@ -133,6 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     features.add_argument("--empty-array-as-delete-request", action="store_true",
                           help="an empty array in the shadow means DELETE")
 
+    _add_defender_flags(parser)
+
     messages = parser.add_argument_group(
         "message directory options (--default-X=VALUE for all, --X=DIR:VALUE for one)")
     for name, (_, _, text) in MESSAGE_OPTIONS.items():
@@ -140,6 +142,44 @@ def build_parser() -> argparse.ArgumentParser:
         messages.add_argument(f"--{name}", metavar="DIR:VALUE", action="append", default=[],
                               help=argparse.SUPPRESS)
     return parser
+
+
+# -- Device Defender (chariotd/defender/) --------------------------------------------------
+DEFENDER_MIN_INTERVAL = 300  # AWS: one report per thing per 300 s
+DEFENDER_MAX_INTERVAL = 86400
+
+
+def _add_defender_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("Device Defender metrics")
+    group.add_argument("--defender", metavar="THING",
+                       help="report THING's listening ports, connections, traffic and "
+                            "custom metrics to Device Defender")
+    group.add_argument("--defender-interval", metavar="SECONDS", type=int,
+                       default=DEFENDER_MIN_INTERVAL,
+                       help="seconds between reports, 300 to 86400 (default 300)")
+    group.add_argument("--defender-short-names", action="store_true",
+                       help="send the reports with AWS's short names (hed, met, tp, ...)")
+    group.add_argument("--defender-custom", metavar="DIR",
+                       help="directory of custom metrics: one JSON file per metric, "
+                            "named as the metric")
+
+
+def _defender(args: argparse.Namespace):
+    if args.defender is None:
+        if args.defender_custom or args.defender_short_names or (
+                args.defender_interval != DEFENDER_MIN_INTERVAL):
+            raise ConfigError("--defender-interval, --defender-short-names and "
+                              "--defender-custom need --defender=THING")
+        return None
+    if not THING_RE.match(args.defender):
+        raise ConfigError(f"--defender: {args.defender!r} is not a valid thing name")
+    if not DEFENDER_MIN_INTERVAL <= args.defender_interval <= DEFENDER_MAX_INTERVAL:
+        raise ConfigError(f"--defender-interval: {DEFENDER_MIN_INTERVAL} to "
+                          f"{DEFENDER_MAX_INTERVAL} seconds (AWS takes one report per "
+                          f"thing per {DEFENDER_MIN_INTERVAL} s)")
+    return DefenderConfig(thing=args.defender, interval=args.defender_interval,
+                          short_names=args.defender_short_names,
+                          custom_dir=args.defender_custom)
 
 
 def split_pair(text: str, flag: str, what: str) -> Tuple[str, str]:
@@ -308,6 +348,7 @@ def parse(argv: List[str]) -> Config:
         last_will_topic=args.last_will_topic,
         last_will_payload=args.last_will_payload,
         empty_array_as_delete_request=args.empty_array_as_delete_request,
+        defender=_defender(args),
         log_level=args.log_level,
     )
 

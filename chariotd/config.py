@@ -43,6 +43,14 @@ class MessageDir(Record):
     reserved_topics: bool = False  # may publish to $aws/... beyond $aws/rules/...
 
 
+class DefenderConfig(Record, frozen=True):
+    """--defender=THING and its options: Device Defender reports (chariotd/defender/)."""
+    thing: str
+    interval: int = 300          # seconds between reports; AWS's minimum and default
+    short_names: bool = False
+    custom_dir: Optional[str] = None
+
+
 class Config(Record):
     clientid: str
     cacert: str
@@ -62,6 +70,7 @@ class Config(Record):
     last_will_topic: Optional[str] = None
     last_will_payload: Optional[str] = None
     empty_array_as_delete_request: bool = False
+    defender: Optional[DefenderConfig] = None
     log_level: str = "info"
 
     def shadow_targets(self) -> List[ThingShadow]:

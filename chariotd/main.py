@@ -11,7 +11,7 @@ from chariotd import cli
 from chariotd.kernel import log
 from chariotd.certstore import Certstore, CertstoreError
 from chariotd.config import Config, ConfigError
-from chariotd.kernel.runtime import APPLIER, LINK, Role
+from chariotd.kernel.runtime import APPLIER, DEFENDER, LINK, Role
 
 ACTION_SUBDIRS = ("tmp", "new", "failed")
 
@@ -83,6 +83,9 @@ def validate(config: Config) -> None:
             raise ConfigError(f"--services={target}:{directory}: not a directory")
     if config.tunnelcadir and not os.path.isdir(config.tunnelcadir):
         raise ConfigError(f"--tunnelcadir: {config.tunnelcadir} is not a directory")
+    if config.defender and config.defender.custom_dir and not os.path.isdir(
+            config.defender.custom_dir):
+        raise ConfigError(f"--defender-custom: {config.defender.custom_dir} is not a directory")
 
 
 def _provisioner(config: Config) -> Optional[Callable]:
@@ -119,6 +122,10 @@ def build_roles(config: Config) -> List[Role]:
     if config.commands:
         roles.append(Role("cmd", f"chariotd: watch commands {config.commands}",
                           f"watch {config.commands}", run_commands, config.commands))
+    if config.defender:
+        from chariotd.defender.main import run as run_defender
+        roles.append(Role(DEFENDER, f"chariotd: defender {config.defender.thing}",
+                          "defender", run_defender, config.defender))
     return roles
 
 

@@ -12,9 +12,10 @@ from typing import Dict, List
 
 from chariotd.broker_link.shadow_topics import batches, parse_response_topic, response_filters
 from chariotd.config import Config
-from chariotd.ipc.messages import Message, ShadowResponse
-from chariotd.kernel.runtime import APPLIER
+from chariotd.ipc.messages import DefenderReply, Message, ShadowResponse
+from chariotd.kernel.runtime import APPLIER, DEFENDER
 from chariotd.kernel.topics import covers, matches, without_covered
+from chariotd.aws import defender_topics
 from chariotd.aws.tunnel_request import notify_topic
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,12 @@ class Router:
             notify_topic(thing) for thing, _ in config.tunnelmappings]
         shadow_filters = [f for target in config.shadow_targets()
                           for f in response_filters(target)]
-        self.filters: List[str] = without_covered(shadow_filters + self.message_filters)
+        # With --defender, the answers to its reports go to the defender role.
+        self.defender_thing = config.defender.thing if config.defender else None
+        defender_filters = (defender_topics.reply_topics(self.defender_thing)
+                            if self.defender_thing else [])
+        self.filters: List[str] = without_covered(
+            shadow_filters + self.message_filters + defender_filters)
         # The filters the shadow responses come through (one may be a message filter
         # that covers them): the link cannot work when one of them is refused.
         self.shadow_filters = {f for f in self.filters
@@ -82,5 +88,23 @@ class Router:
         if any(matches(f, topic) for f in self.message_filters):
             self.mailbox.send(APPLIER, Message(topic=topic, payload=payload))
             routed = True
+        if self.defender_thing is not None:
+            routed = self._defender_reply(topic, payload) or routed
         if not routed:
             log.debug("ignored a message on %s", topic)
+
+    def _defender_reply(self, topic: str, payload: bytes) -> bool:
+        """An answer to one of the defender role's reports goes to it, read; True when
+        TOPIC is one of its reply topics."""
+        parsed = defender_topics.parse_reply_topic(topic)
+        if parsed is None or parsed[0] != self.defender_thing:
+            return False
+        try:
+            reply = defender_topics.parse_reply(parsed[1], payload)
+        except ValueError as error:
+            log.warning("dropped a Defender reply on %s: %s", ascii(topic), error)
+            return True
+        self.mailbox.send(DEFENDER, DefenderReply(
+            thing=self.defender_thing, accepted=reply.accepted, report_id=reply.report_id,
+            code=reply.code, message=reply.message))
+        return True

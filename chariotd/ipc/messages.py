@@ -171,6 +171,21 @@ class Message(_Kind):
     payload: bytes
 
 
+# -- Device Defender: link -> defender ------------------------------------------------------
+
+@_kind("defender_reply")
+class DefenderReply(_Kind):
+    """link -> defender: AWS's answer to one of THING's reports (.../metrics/json/accepted
+    or /rejected), read by aws/defender_topics.parse_reply: REPORT_ID is None when the
+    reply names none; a rejection's CODE and MESSAGE are short strings (empty if absent).
+    The defender role publishes its reports with `publish`."""
+    thing: str
+    accepted: bool
+    report_id: Optional[int]
+    code: str
+    message: str
+
+
 # -- action-directory requests: watchers -> the role that owns them ----------------------
 
 @_kind("local_update")

@@ -23,6 +23,7 @@ from chariotd.kernel.record import Factory, Record
 
 LINK = "link"
 APPLIER = "applier"
+DEFENDER = "defender"  # with --defender: chariotd/defender/main.py
 
 
 class Role(Record):

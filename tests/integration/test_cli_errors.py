@@ -50,6 +50,10 @@ CASES = [
      "--tunnelcadir: @tmp/nowhere is not a directory"),
     (["@good", "--subscribe-write=a/#/b:/run/fifo"], "'#' must be a whole last level"),
     (["@good", "--subscribe-exec=a/b:handler"], "expected TOPIC:PATH with an absolute PATH"),
+    (["@good", "--defender=dev1", "--defender-interval=120"],
+     "--defender-interval: 300 to 86400 seconds"),
+    (["@good", "--defender=dev1", "--defender-custom=@tmp/nowhere"],
+     "--defender-custom: @tmp/nowhere is not a directory"),
 ]
 
 

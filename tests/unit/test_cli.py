@@ -52,3 +52,25 @@ def test_thing_forms_are_parsed_before_being_refused():
             parse_thing(bad, "updates")
     with pytest.raises(ConfigError, match="expected THING:DIR"):
         split_pair("nocolon", "updates", "THING:DIR")
+
+
+def test_defender_flags():
+    assert parse(BASE).defender is None
+    config = parse(BASE + ["--defender=dev1", "--defender-interval=600",
+                           "--defender-short-names", "--defender-custom=/m"])
+    assert (config.defender.thing, config.defender.interval, config.defender.short_names,
+            config.defender.custom_dir) == ("dev1", 600, True, "/m")
+    assert parse(BASE + ["--defender=dev1"]).defender.interval == 300
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--defender=dev1", "--defender-interval=299"], "--defender-interval: 300 to 86400"),
+    (["--defender=dev1", "--defender-interval=86401"], "--defender-interval: 300 to 86400"),
+    (["--defender=dev1", "--defender-interval=5m"], "invalid int value"),
+    (["--defender=bad/thing"], "not a valid thing name"),
+    (["--defender-custom=/m"], "need --defender=THING"),
+    (["--defender-interval=600"], "need --defender=THING"),
+])
+def test_defender_errors(argv, message):
+    with pytest.raises(ConfigError, match=message):
+        parse(BASE + argv)

@@ -2,7 +2,8 @@ import msgpack
 import pytest
 from hypothesis import given, strategies as st
 
-from chariotd.ipc.messages import (KINDS, Applied, BadFrame, Command, LinkHeartbeat,
+from chariotd.ipc.messages import (KINDS, Applied, BadFrame, Command, DefenderReply,
+                                   LinkHeartbeat,
                                    LinkState, LocalUpdate, Message, Publish, Published,
                                    PublishFailed, Rejected, RequestTimeout, ShadowRequest,
                                    ShadowResponse, decode, encode)
@@ -23,6 +24,9 @@ EXAMPLES = [
     RequestTimeout(what="the shadow get of T"),
     Rejected(id=4, reason="unknown command"),
     Message(topic="a/b", payload=b"\x00{}"),
+    DefenderReply(thing="T", accepted=True, report_id=1718000000123, code="", message=""),
+    DefenderReply(thing="T", accepted=False, report_id=None, code="Throttled",
+                  message="one report per 300 s"),
 ]
 
 
