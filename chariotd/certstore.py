@@ -20,11 +20,10 @@ import os
 import re
 import shutil
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import List, NamedTuple, Optional, Tuple
 
 from chariotd.kernel import safe_open
 from chariotd.kernel.fsutil import fsync_dir, remove_stale_temps, replace_symlink, write_file_atomic
-from chariotd.kernel.record import Record
 
 DEFAULT_PORT = 8883
 PREFERRED = "preferred"
@@ -60,7 +59,7 @@ def parse_endpoint(text: str) -> Tuple[str, int]:
     return host, int(port)
 
 
-class Certificate(Record, frozen=True):
+class Certificate(NamedTuple):
     id: str
     cert_path: Path
     key_path: Path

@@ -6,9 +6,8 @@ roles and the kernel import these records from here, never the parser."""
 from __future__ import annotations
 
 import re
-from typing import Dict, List, Optional, Tuple
-
-from chariotd.kernel.record import Factory, Record
+from dataclasses import dataclass, field
+from typing import Dict, List, NamedTuple, Optional, Tuple
 
 THING_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 SHADOW_RE = re.compile(r"^[$A-Za-z0-9:_-]{1,64}$")
@@ -19,7 +18,7 @@ class ConfigError(Exception):
     """A configuration problem: one line on stderr, exit status 2."""
 
 
-class ThingShadow(Record, frozen=True):
+class ThingShadow(NamedTuple):
     """A thing's classic shadow (shadow is None) or one of its named shadows."""
     thing: str
     shadow: Optional[str] = None
@@ -28,8 +27,10 @@ class ThingShadow(Record, frozen=True):
         return self.thing if self.shadow is None else f"{self.thing}/{self.shadow}"
 
 
-class MessageDir(Record):
-    """One --messages directory with its effective per-directory options."""
+@dataclass
+class MessageDir:
+    """One --messages directory with its effective per-directory options (mutable:
+    cli.py sets them option by option)."""
     path: str
     concurrency: int = 10
     retries: int = 2
@@ -43,7 +44,7 @@ class MessageDir(Record):
     reserved_topics: bool = False  # may publish to $aws/... beyond $aws/rules/...
 
 
-class DefenderConfig(Record, frozen=True):
+class DefenderConfig(NamedTuple):
     """--defender=THING and its options: Device Defender reports (chariotd/defender/)."""
     thing: str
     interval: int = 300          # seconds between reports; AWS's minimum and default
@@ -51,19 +52,20 @@ class DefenderConfig(Record, frozen=True):
     custom_dir: Optional[str] = None
 
 
-class Config(Record):
+@dataclass(frozen=True)
+class Config:
     clientid: str
     cacert: str
     certstore: str
     fleetprov: Optional[str] = None
-    services: List[Tuple[ThingShadow, str]] = Factory(list)
-    updates: List[Tuple[ThingShadow, str]] = Factory(list)
-    defaultshadow: List[Tuple[ThingShadow, str]] = Factory(list)
-    messages: List[MessageDir] = Factory(list)
+    services: List[Tuple[ThingShadow, str]] = field(default_factory=list)
+    updates: List[Tuple[ThingShadow, str]] = field(default_factory=list)
+    defaultshadow: List[Tuple[ThingShadow, str]] = field(default_factory=list)
+    messages: List[MessageDir] = field(default_factory=list)
     commands: Optional[str] = None
-    subscribe_write: List[Tuple[str, str]] = Factory(list)
-    subscribe_exec: List[Tuple[str, str]] = Factory(list)
-    tunnelmappings: List[Tuple[str, Dict[str, int]]] = Factory(list)
+    subscribe_write: List[Tuple[str, str]] = field(default_factory=list)
+    subscribe_exec: List[Tuple[str, str]] = field(default_factory=list)
+    tunnelmappings: List[Tuple[str, Dict[str, int]]] = field(default_factory=list)
     tunnelproxy: str = "localproxy"
     tunnelcadir: Optional[str] = None
     keepalive: int = 1200

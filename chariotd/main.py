@@ -99,8 +99,10 @@ def _provisioner(config: Config) -> Optional[Callable]:
     no role imports another and its code is loaded only when it is configured."""
     if not config.fleetprov:
         return None
-    from chariotd.provisioning.claim import Provisioning
-    return Provisioning
+    from functools import partial
+
+    from chariotd.provisioning.claim import Provisioning, failure_pause_from_environment
+    return partial(Provisioning, failure_pause=failure_pause_from_environment(os.environ))
 
 
 def build_roles(config: Config) -> List[Role]:

@@ -86,6 +86,15 @@ def daemons():
     yield start
     for daemon in started:
         daemon.stop()
+    for daemon in started:  # a state machine bug is logged, not raised, by a daemon
+        assert "illegal transition" not in daemon.log(), daemon.log()
+
+
+@pytest.fixture(autouse=True)
+def strict_state_machines(monkeypatch):
+    """In-process, an illegal connection state transition raises (connection.py)."""
+    from chariotd.kernel.mqtt.connection import Connection
+    monkeypatch.setattr(Connection, "strict", True)
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
 """The link role: keeps one MQTT connection to the endpoint and publishes for the
 watchers. States: WAITING (backoff timer running), CONNECTING (CONNECT sent, no
-CONNACK yet), SUBSCRIBING (a SUBACK missing), UP. Every transition goes through
-`_enter`.
+CONNACK yet), SUBSCRIBING (a SUBACK missing), UP (kernel/mqtt/states.py: LINK).
+Every transition goes through `_enter` and is checked (kernel/mqtt/connection.py),
+which also keeps the failures in a row, the backoff and the deadline in each state.
 
 Every wait on the broker has a deadline (deadlines.py): no CONNACK or SUBACK in time
 is a connection failure; no PUBACK for a while with publishes outstanding drops the
@@ -25,7 +26,9 @@ from typing import Dict, List, Optional, Set, Tuple
 
 import paho.mqtt.client as mqtt
 
-from chariotd.kernel import backoff
+from chariotd.kernel.backoff import Backoff
+from chariotd.kernel.mqtt import states
+from chariotd.kernel.mqtt.connection import MAX_FAILURES, Connection
 from chariotd.kernel.mqtt.deadlines import Deadlines, from_environment
 from chariotd.kernel.mqtt.driver import ClientDriver
 from chariotd.broker_link.routes import Router
@@ -41,11 +44,10 @@ from chariotd.kernel.runtime import RoleContext
 
 log = logging.getLogger(__name__)
 
-WAITING, CONNECTING, SUBSCRIBING, UP = "waiting", "connecting", "subscribing", "up"
+WAITING, CONNECTING, SUBSCRIBING, UP = (states.WAITING, states.CONNECTING,
+                                        states.SUBSCRIBING, states.UP)
 
-MAX_FAILURES = 5
 NO_CERTIFICATE_PAUSE = 10.0
-MIN_CONNECT_INTERVAL = backoff.MIN_INTERVAL  # AWS: one CONNECT/s per client id
 ANSWER_DELAY = 0.02  # the longest an acknowledgement waits to be told to its watcher
 SHOWN_TOPIC = 120  # characters of a refused message's topic put in the log line
 
@@ -61,7 +63,7 @@ def shown_topic(message) -> str:
 
 class Link:
     def __init__(self, context: RoleContext, clock=time.monotonic,
-                 deadlines: Deadlines = Deadlines()):
+                 deadlines: Deadlines = Deadlines(), backoff: Backoff = Backoff()):
         self.context = context
         self.config = context.config
         self.loop = context.loop
@@ -71,14 +73,12 @@ class Link:
         # With --fleetprov, main.py hands the link a provisioning factory as its role
         # options (the link never imports the provisioning role): see main.build_roles.
         make_provisioning = context.role.options
-        self.provisioning = (make_provisioning(context, self.certstore)
+        self.provisioning = (make_provisioning(context, self.certstore, backoff=backoff)
                              if make_provisioning is not None else None)
         self.host, self.port = self.certstore.endpoint()
         self.router = Router(self.config, self.mailbox)
-        self.state = WAITING
-        self.state_since = clock()
+        self.connection = Connection("link", states.LINK, WAITING, self.loop, clock, backoff)
         self.deadlines = deadlines
-        self.failures = backoff.Failures()
         self.client: Optional[mqtt.Client] = None
         self.driver = ClientDriver(self.loop, max(0.5, min(5.0, self.config.keepalive / 4)))
         self.certificate = None
@@ -87,8 +87,6 @@ class Link:
         self.acks: Dict[str, List[int]] = {}  # acknowledged this pass, per watcher
         self.freed: Set[str] = set()  # watchers whose window got room this pass
         self.answer_timer = None
-        self.last_connect = -MIN_CONNECT_INTERVAL
-        self.deadline_timer = None  # the CONNACK or a SUBACK the broker owes
         self.unacked: Set[int] = set()  # QoS 1 publishes (watchers', shadow requests')
         self.last_ack = 0.0  # when the last PUBACK came (or the first publish went out)
         self.puback_timer = None
@@ -98,12 +96,17 @@ class Link:
                               self.config.last_will_payload.encode())
 
     # -- state -------------------------------------------------------------------
+    @property
+    def state(self) -> str:
+        return self.connection.state
+
+    @property
+    def failures(self):
+        return self.connection.failures
+
     def _enter(self, state: str) -> None:
         was_up = self.state == UP
-        self.state = state
-        self.state_since = self.clock()
-        if state == UP:
-            self.failures.clear()
+        self.connection.enter(state)
         if (state == UP) != was_up:
             self._broadcast(LinkState(up=state == UP, client_id=self.config.clientid))
 
@@ -120,7 +123,7 @@ class Link:
         parent then stops feeding systemd's watchdog."""
         deadline = max(self.deadlines.connack, self.deadlines.suback)
         return not (self.state in (CONNECTING, SUBSCRIBING)
-                    and self.clock() - self.state_since > 2 * deadline)
+                    and self.clock() - self.connection.since > 2 * deadline)
 
     def heartbeat(self) -> None:
         self.mailbox.send(self.context.parent_mailbox,
@@ -157,7 +160,7 @@ class Link:
         if self.certificate is None:
             self._failed("no usable certificate in the certstore")
             return
-        self.last_connect = self.clock()
+        self.connection.connecting()
         try:
             client = new_client(self.config.clientid, self.config.cacert, self.certificate,
                                 self.port, self.last_will)
@@ -191,8 +194,7 @@ class Link:
     def _count_failure(self, reason: str, charge: bool = True) -> bool:
         """One more connection failure or request timeout in a row; past MAX_FAILURES
         charged ones rotate `preferred` and end the process (True)."""
-        self.failures.add(charge)
-        if self.failures.charged <= MAX_FAILURES:
+        if not self.connection.fail(charge):
             return False
         rotated = self.certstore.rotate()
         if rotated is not None:
@@ -212,34 +214,26 @@ class Link:
     def _failed(self, reason: str, charge: bool = True) -> None:
         if self._count_failure(reason, charge):
             return
-        wait = max(self.failures.delay(),
-                   self.last_connect + MIN_CONNECT_INTERVAL - self.clock())
+        wait = self.connection.retry_delay()
         if charge:
             log.warning("%s; retrying in %.1f s (failure %d of %d)", reason, wait,
                         self.failures.charged, MAX_FAILURES)
         else:
             log.warning("%s; retrying in %.1f s (not counted against the certificate)",
                         reason, wait)
-        self._enter(WAITING)
-        self.loop.call_later(wait, self.connect)
+        self._wait(wait)
+
+    def _wait(self, seconds: float) -> None:
+        self._enter(WAITING)  # through _enter: the watchers hear when the link was up
+        self.connection.retry_after(seconds, self.connect)
 
     def _expect(self, what: str, seconds: float) -> None:
         """The broker owes WHAT on this connection in this state within SECONDS; past
         that the connection is dropped and counted as a failure."""
-        self._cancel_deadline()
-        client, state = self.client, self.state
-
-        def expired() -> None:
-            self.deadline_timer = None
-            if self.client is client and self.state == state:
-                self._drop(f"no {what} within {seconds:g} s")
-
-        self.deadline_timer = self.loop.call_later(seconds, expired)
+        self.connection.expect(what, seconds, self._drop)
 
     def _cancel_deadline(self) -> None:
-        if self.deadline_timer is not None:
-            self.deadline_timer.cancel()
-            self.deadline_timer = None
+        self.connection.cancel_deadline()
 
     def _drop(self, reason: str) -> None:
         """Abandon the current connection, counted as a failure (its socket is closed
@@ -363,10 +357,7 @@ class Link:
             self._failed(reason, charge)
             return
         log.warning("%s", reason)
-        self._enter(WAITING)
-        self.loop.call_later(
-            max(backoff.delay(0), self.last_connect + MIN_CONNECT_INTERVAL - self.clock()),
-            self.connect)
+        self._wait(self.connection.retry_delay(after_failure=False))
 
     # -- the PUBACK deadline ---------------------------------------------------------------
     def _sent(self, mid: int) -> None:
@@ -495,7 +486,9 @@ class Link:
 
 
 def run(context: RoleContext) -> int:
-    link = Link(context, deadlines=from_environment(os.environ))
+    # The test suite's seams, read once as the role starts (devices never set them).
+    link = Link(context, deadlines=from_environment(os.environ),
+                backoff=Backoff.from_environment(os.environ))
     handlers = link.handlers()
     context.loop.after_each(link.after_each_pass)
     context.loop.add_reader(context.mailbox.socket,

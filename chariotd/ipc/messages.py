@@ -4,13 +4,24 @@ A frame is one msgpack map: `op`, `from` (the sender's role id, where replies go
 and the fields of the kind. Payloads stay bytes (msgpack bin). `decode` checks the
 op, every field's presence and type, and refuses unknown fields, so no raw dict
 ever crosses the boundary.
+
+A kind is a `typing.NamedTuple` registered under its op:
+
+    @_kind("applied")
+    class Applied(NamedTuple):
+        id: int                 # owner -> watcher: request ID is finished
+        reason: str = ""        # a default makes the field optional in a frame
+
+Field types: bool, int, float, str, bytes, Any, Optional/Union of those, List[...] and
+Dict[...] (a dict's contents are not checked). `_kind` builds each field's checker
+once, from `typing.get_type_hints`, and refuses any other type (TypeError) when the
+class is defined. Two messages are equal only when they are of the same kind.
 """
 
-from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+from typing import (Any, Callable, Dict, List, NamedTuple, Optional, Tuple, Union,
+                    get_type_hints)
 
 import msgpack
-
-from chariotd.kernel.record import Record
 
 
 class BadFrame(ValueError):
@@ -24,7 +35,9 @@ def _is(kind: type) -> Callable[[Any], bool]:
         return lambda value: isinstance(value, int) and value.__class__ is not bool
     if kind is float:
         return lambda value: isinstance(value, (int, float)) and value.__class__ is not bool
-    return lambda value: isinstance(value, kind)
+    if kind in (str, bytes, dict, list):
+        return lambda value: isinstance(value, kind)
+    raise TypeError(f"a message field cannot have the type {kind!r}")
 
 
 def checker(expected: Any) -> Callable[[Any], bool]:
@@ -39,9 +52,9 @@ def checker(expected: Any) -> Callable[[Any], bool]:
     if origin is Union:
         options = [checker(option) for option in expected.__args__]
         return lambda value: any(check(value) for check in options)
-    if origin in (dict, Dict):
+    if origin is dict:
         return lambda value: isinstance(value, dict)
-    if origin in (list, List):
+    if origin is list:
         item = getattr(expected, "__args__", (Any,))[0]
         check_item = checker(item)
         # msgpack and our own code give exact types: one pass in C over the list's
@@ -49,35 +62,52 @@ def checker(expected: Any) -> Callable[[Any], bool]:
         exact = {item} if isinstance(item, type) and item is not float else set()
         return lambda value: isinstance(value, list) and (
             set(map(type, value)) <= exact or all(map(check_item, value)))
-    return _is(expected)
+    if isinstance(expected, type):
+        return _is(expected)
+    raise TypeError(f"a message field cannot have the type {expected!r}")
 
 
 KINDS: Dict[str, type] = {}
 
 
-class _Kind(Record, frozen=True):
-    """What every message kind shares: fields in declared order, immutable, compared
-    and shown field by field (chariotd/kernel/record.py)."""
+def _same_kind_equal(self, other) -> bool:
+    return type(other) is type(self) and tuple.__eq__(self, other)
+
+
+def _same_kind_unequal(self, other) -> bool:
+    return not _same_kind_equal(self, other)
 
 
 def _kind(op: str):
+    """Register the NamedTuple class CLS as the kind of op OP (see the module's text);
+    TypeError for anything else, a field type no frame can carry, or an op taken."""
     def register(cls):
-        annotations = cls.__dict__.get("__annotations__", {})
+        if not (issubclass(cls, tuple) and hasattr(cls, "_fields")):
+            raise TypeError(f"{cls.__name__}: a message kind is a typing.NamedTuple")
+        if op in KINDS or {"op", "from"} & set(cls._fields):
+            raise TypeError(f"{cls.__name__}: op {op!r} is taken, or a field is named "
+                            f"op or from (they name the frame)")
+        hints = get_type_hints(cls)  # also resolves annotations written as strings
         cls.op = op
-        assert not {"op", "from"} & set(cls.field_names), "op and from name the frame"
-        cls.required = frozenset(cls.field_names) - cls.field_defaults.keys()
-        cls.field_types = dict(annotations)
-        cls.field_set = frozenset(cls.field_names)
-        cls.field_checks = tuple((name, checker(kind)) for name, kind in annotations.items())
+        cls.required = frozenset(cls._fields) - cls._field_defaults.keys()
+        cls.field_set = frozenset(cls._fields)
+        cls.field_checks = tuple((name, checker(hints[name])) for name in cls._fields)
+        # A tuple equals any tuple of the same values; a message only its own kind.
+        cls.__eq__, cls.__ne__ = _same_kind_equal, _same_kind_unequal
+        cls.__hash__ = tuple.__hash__
         KINDS[op] = cls
         return cls
     return register
 
 
+# Kinds declared before NamedTuple (`class X(_Kind)`) still read the same.
+_Kind = NamedTuple
+
+
 # -- messages publishing: watcher <-> link ---------------------------------------------
 
 @_kind("publish")
-class Publish(_Kind):
+class Publish(NamedTuple):
     """watcher -> link: publish these messages (parallel lists, one entry per message,
     several per frame when a pass of the watcher's loop releases several); each is
     answered by published or publish_failed. The link keeps at most WINDOW of the
@@ -99,14 +129,14 @@ class Publish(_Kind):
 
 
 @_kind("published")
-class Published(_Kind):
+class Published(NamedTuple):
     """link -> watcher: the broker acknowledged these (QoS 1) or they were written
     (QoS 0); one frame per pass of the link's loop."""
     ids: List[int]
 
 
 @_kind("publish_failed")
-class PublishFailed(_Kind):
+class PublishFailed(NamedTuple):
     """link -> watcher: not published. `charge` says whether it counts as a failed attempt
     (False when the link was simply down: the message is retried without penalty)."""
     id: int
@@ -117,14 +147,14 @@ class PublishFailed(_Kind):
 # -- link state: link -> everyone --------------------------------------------------------
 
 @_kind("link_state")
-class LinkState(_Kind):
+class LinkState(NamedTuple):
     """link -> all roles: the connection to the broker went up or down."""
     up: bool
     client_id: str = ""
 
 
 @_kind("link_heartbeat")
-class LinkHeartbeat(_Kind):
+class LinkHeartbeat(NamedTuple):
     """link -> parent, every WatchdogSec/4 under a systemd watchdog: the link's loop is
     turning. The parent pings systemd's watchdog only on a healthy heartbeat."""
     up: bool
@@ -134,7 +164,7 @@ class LinkHeartbeat(_Kind):
 # -- device shadow: applier <-> link ------------------------------------------------------
 
 @_kind("shadow_request")
-class ShadowRequest(_Kind):
+class ShadowRequest(NamedTuple):
     """applier -> link: publish PAYLOAD (JSON text the applier built) to the shadow's
     ACTION topic (`get`, `update` or `delete`); SHADOW is None for the classic shadow."""
     thing: str
@@ -144,14 +174,14 @@ class ShadowRequest(_Kind):
 
 
 @_kind("request_timeout")
-class RequestTimeout(_Kind):
+class RequestTimeout(NamedTuple):
     """applier -> link: a request (WHAT, e.g. "the shadow get of dev1") got no answer in
     time; it counts as a connection failure (more than 5 in a row: rotate and exit)."""
     what: str
 
 
 @_kind("shadow_response")
-class ShadowResponse(_Kind):
+class ShadowResponse(NamedTuple):
     """link -> applier: a message on one of a shadow's response topics, e.g. ACTION
     `get` with STATUS `accepted`, or ACTION `update` with STATUS `delta`."""
     thing: str
@@ -164,7 +194,7 @@ class ShadowResponse(_Kind):
 # -- subscriptions and tunnel notifications: link -> applier ------------------------------
 
 @_kind("message")
-class Message(_Kind):
+class Message(NamedTuple):
     """link -> applier: a message on TOPIC that matches a --subscribe-write or
     --subscribe-exec filter, or a mapped thing's tunnel notify topic."""
     topic: str
@@ -189,7 +219,7 @@ class DefenderReply(_Kind):
 # -- action-directory requests: watchers -> the role that owns them ----------------------
 
 @_kind("local_update")
-class LocalUpdate(_Kind):
+class LocalUpdate(NamedTuple):
     """updates watcher -> applier: the file for shadow KEY (its raw content); answered
     by applied or rejected once the request is finished."""
     id: int
@@ -200,7 +230,7 @@ class LocalUpdate(_Kind):
 
 
 @_kind("command")
-class Command(_Kind):
+class Command(NamedTuple):
     """commands watcher -> the owning role: command NAME with the file's content."""
     id: int
     name: str
@@ -208,13 +238,13 @@ class Command(_Kind):
 
 
 @_kind("applied")
-class Applied(_Kind):
+class Applied(NamedTuple):
     """owner -> watcher: request ID is finished; its file may leave new/."""
     id: int
 
 
 @_kind("rejected")
-class Rejected(_Kind):
+class Rejected(NamedTuple):
     """owner -> watcher: request ID cannot be done; its file goes to failed/."""
     id: int
     reason: str
@@ -233,7 +263,7 @@ def validate(message) -> None:
 
 def encode(message, sender: str) -> bytes:
     frame = {"op": message.op, "from": sender}
-    for name in message.field_names:
+    for name in message._fields:
         frame[name] = getattr(message, name)
     return msgpack.packb(frame, use_bin_type=True)
 

@@ -10,10 +10,9 @@ pending    markers of notify commands that must run to the end
 sdnotify   systemd's sd_notify protocol (READY, STATUS, WATCHDOG, STOPPING), parent only
 log        one line per event on stderr, prefixed with the role
 memory     give memory back after a burst of work
-record     small records (fields, equality, repr, frozen)
 topics     MQTT topic checks (AWS limits, no wildcards)
-backoff    reconnect delays: exponential backoff with full jitter; failure counts (pure)
+backoff    waits between attempts: exponential backoff, full jitter; failure counts (pure)
 extras     the optional parts (fleet provisioning, chariotd-sim) and the pip extra of each
 mqtt/      the MQTT connection pieces of the link and provisioning (session, driver,
-           deadlines)
+           deadlines, states and the connection state machine)
 """

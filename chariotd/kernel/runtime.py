@@ -12,21 +12,20 @@ import os
 import signal
 import sys
 import traceback
-from typing import Callable, List, Optional
+from typing import Callable, List, NamedTuple, Optional, Sequence
 
 import setproctitle
 
 from chariotd.kernel import log
 from chariotd.kernel.deathsig import die_with_parent
 from chariotd.config import Config
-from chariotd.kernel.record import Factory, Record
 
 LINK = "link"
 APPLIER = "applier"
 DEFENDER = "defender"  # with --defender: chariotd/defender/main.py
 
 
-class Role(Record):
+class Role(NamedTuple):
     """One child process of the tree."""
     id: str                 # mailbox name, short: the ipc:// path has a length limit
     title: str              # process title, e.g. "chariotd: link"
@@ -35,13 +34,13 @@ class Role(Record):
     options: object = None  # role-specific settings (a MessageDir; the link's provisioner)
 
 
-class RoleContext(Record):
+class RoleContext(NamedTuple):
     role: Role
     config: Config
     rundir: str
     parent_fd: int
     parent_pid: int
-    roles: List[Role] = Factory(list)
+    roles: Sequence[Role] = ()
     parent_mailbox: Optional[str] = None      # the parent's role id when it listens (systemd)
     heartbeat_interval: Optional[float] = None  # link -> parent heartbeats (systemd watchdog)
     loop: object = None
@@ -94,7 +93,7 @@ def _run(context: RoleContext) -> int:
     zmq_context = zmq.Context(1)
     loop = Loop()
     mailbox = Mailbox(zmq_context, context.rundir, context.role.id)
-    context.loop, context.mailbox = loop, mailbox
+    context = context._replace(loop=loop, mailbox=mailbox)
     logger = logging.getLogger(__name__)
 
     def parent_gone() -> None:

@@ -14,10 +14,12 @@ the link's own; no threads, no waits but paho's connect. An attempt goes
     FINISHING    certificate stored (Certstore.add) and made preferred; outfile; notifycmd
 
 and a rejection, a timeout or a lost connection sends it to WAITING (backoff) and a new
-attempt. After more than MAX_FAILURES failures in a row the claimstore's `preferred`
-moves to the next claim certificate (when there are several) and the session gives
-up: at first boot chariotd exits 1 after FAILURE_PAUSE seconds (a restart loop must
-not spin); a `reprovision` request is rejected and the link carries on.
+attempt (the states, their checked transitions, the failure count, the backoff and
+the deadlines: kernel/mqtt/states.py PROVISIONING, kernel/mqtt/connection.py). After
+more than MAX_FAILURES failures in a row the claimstore's `preferred` moves to the
+next claim certificate (when there are several) and the session gives up: at first
+boot chariotd exits 1 after FAILURE_PAUSE seconds (a restart loop must not spin); a
+`reprovision` request is rejected and the link carries on.
 
 On success the link exits 0 and the supervisor restarts the tree with the new
 certificate. After a reprovision the old certificates stay until the new one has
@@ -38,7 +40,6 @@ Private keys and ownership tokens are never logged.
 from __future__ import annotations
 
 import logging
-import os
 import ssl
 import time
 from typing import List, Optional, Tuple
@@ -46,7 +47,12 @@ from typing import List, Optional, Tuple
 import paho.mqtt.client as mqtt
 
 from chariotd.provisioning import fleetprov
-from chariotd.kernel import backoff, pending, safe_open
+from chariotd.kernel import pending, safe_open
+from chariotd.kernel.backoff import Backoff
+from chariotd.kernel.mqtt import states
+from chariotd.kernel.mqtt.states import (
+    CONNECTING, CREATING, FINISHING, IDLE, REGISTERING, SUBSCRIBING, WAITING)
+from chariotd.kernel.mqtt.connection import MAX_FAILURES, Connection
 from chariotd.kernel.mqtt.driver import ClientDriver
 from chariotd.kernel.mqtt.session import CaProblem, blames_certificate, new_client
 from chariotd.certstore import Certificate, Certstore, CertstoreError
@@ -58,22 +64,26 @@ from chariotd.kernel.runtime import RoleContext
 
 log = logging.getLogger(__name__)
 
-IDLE, WAITING, CONNECTING, SUBSCRIBING, CREATING, REGISTERING, FINISHING = (
-    "idle", "waiting", "connecting", "subscribing", "creating", "registering", "finishing")
 FIRST_BOOT, REPROVISION = "first boot", "reprovision"
 
-MAX_FAILURES = 5
 RESPONSE_TIMEOUT = 20.0   # for the CONNACK, the SUBACK and each response
 KEEPALIVE = 60
 MISC_INTERVAL = 5.0  # paho's keep-alive housekeeping
 NOTIFY_TIMEOUT = 10.0
 OUTFILE_MODE = 0o600  # a new provisioning outfile's; an existing one keeps its own
-# CHARIOTD_FLEETPROV_PAUSE shortens the pause before exit 1 for the test suite; devices
-# never set it (see README, "Fleet provisioning").
-FAILURE_PAUSE = float(os.environ.get("CHARIOTD_FLEETPROV_PAUSE", "30"))
+FAILURE_PAUSE = 30.0  # before exit 1 at first boot (failure_pause_from_environment)
 # Answers to the commands watcher get this long to be acted on before the link exits.
 ANSWER_GRACE = 0.5
-MIN_CONNECT_INTERVAL = backoff.MIN_INTERVAL  # AWS: one CONNECT/s per client id
+
+
+def failure_pause_from_environment(environ) -> float:
+    """FAILURE_PAUSE, or the test suite's CHARIOTD_FLEETPROV_PAUSE (devices never set it;
+    see README, "Fleet provisioning"); read by main.py at start, never at import."""
+    try:
+        pause = float(environ.get("CHARIOTD_FLEETPROV_PAUSE") or FAILURE_PAUSE)
+    except ValueError:
+        return FAILURE_PAUSE
+    return pause if 0 <= pause <= 3600 else FAILURE_PAUSE
 
 
 def short(cert_id: str) -> str:
@@ -84,12 +94,13 @@ class Provisioning:
     """Fleet provisioning for the link (made, and this module imported, only with
     --fleetprov)."""
 
-    def __init__(self, context: RoleContext, certstore: Certstore, clock=time.monotonic):
+    def __init__(self, context: RoleContext, certstore: Certstore, clock=time.monotonic,
+                 backoff: Backoff = Backoff(), failure_pause: float = FAILURE_PAUSE,
+                 response_timeout: float = RESPONSE_TIMEOUT):
         self.loop = context.loop
         self.mailbox = context.mailbox
         self.config = context.config
         self.certstore = certstore
-        self.clock = clock
         self.fleetprov: FleetProv = fleetprov.load(self.config.fleetprov)  # checked by the parent
         self.claimstore = Certstore(self.fleetprov.claimstore)
         # `.provisioning.notify-pending` in the certstore while the notify command of a
@@ -97,14 +108,14 @@ class Provisioning:
         self.notify_marker = str(self.certstore.path / "provisioning")
         self.loop.after_each(self.after_each_pass)
         self.client_id = f"{self.config.clientid}-fp"
-        self.state = IDLE
+        self.connection = Connection("provisioning", states.PROVISIONING, IDLE, self.loop,
+                                     clock, backoff)
+        self.failure_pause = failure_pause
+        self.response_timeout = response_timeout
         self.purpose: Optional[str] = None
         self.requests: List[Tuple[str, int]] = []  # reprovision commands to answer
-        self.failures = backoff.Failures()
-        self.last_connect = -MIN_CONNECT_INTERVAL
         self.client: Optional[mqtt.Client] = None
         self.driver = ClientDriver(self.loop, MISC_INTERVAL)
-        self.timer = None
         self.subscribe_mid: Optional[int] = None
         self.claim_id = ""
         self.key_pem: Optional[str] = None
@@ -148,9 +159,17 @@ class Provisioning:
         self._attempt()
 
     # -- one attempt --------------------------------------------------------------------
+    @property
+    def state(self) -> str:
+        return self.connection.state
+
+    @property
+    def failures(self):
+        return self.connection.failures
+
     def _enter(self, state: str) -> None:
         log.debug("provisioning: %s -> %s", self.state, state)
-        self.state = state
+        self.connection.enter(state)
 
     def _claim_certificate(self) -> Optional[Certificate]:
         try:
@@ -181,7 +200,7 @@ class Provisioning:
             from chariotd.provisioning.keys import new_key_and_csr
             self.key_pem, csr_pem = new_key_and_csr(self.config.clientid)
         self.create_payload = fleetprov.create_payload(csr_pem)
-        self.last_connect = self.clock()
+        self.connection.connecting()
         try:
             client = new_client(self.client_id, self.config.cacert, claim, port)
         except CaProblem as error:  # never the claim certificate's fault
@@ -197,7 +216,7 @@ class Provisioning:
         client.on_socket_close = self._on_socket_close
         self.client = client
         self._enter(CONNECTING)
-        self._deadline("the CONNACK")
+        self._deadline("CONNACK")
         log.info("provisioning: connecting to %s:%d as %s with claim certificate %s",
                  host, port, self.client_id, short(claim.id))
         try:
@@ -211,14 +230,8 @@ class Provisioning:
             return  # refused while sending CONNECT: the disconnect callback handled it
 
     def _deadline(self, what: str) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-        state = self.state
-        self.timer = self.loop.call_later(RESPONSE_TIMEOUT, lambda: self._timed_out(state, what))
-
-    def _timed_out(self, state: str, what: str) -> None:
-        if self.state == state:
-            self._attempt_failed(f"no answer ({what}) within {RESPONSE_TIMEOUT:g} s")
+        """The answer WHAT is owed within `response_timeout` in this state."""
+        self.connection.expect(what, self.response_timeout, self._attempt_failed)
 
     def _publish(self, topic: str, payload: bytes) -> None:
         info = self.client.publish(topic, payload, qos=1)
@@ -244,7 +257,7 @@ class Provisioning:
             self._attempt_failed(f"connection refused: {reason_code}")
             return
         self._enter(SUBSCRIBING)
-        self._deadline("the SUBACK")
+        self._deadline("SUBACK")
         result, self.subscribe_mid = client.subscribe(
             [(topic, 1) for topic in self.fleetprov.response_filters()])
         if result != mqtt.MQTT_ERR_SUCCESS:
@@ -260,7 +273,7 @@ class Provisioning:
         log.info("provisioning: asking for a certificate (%s%s)", self.create_name,
                  "; the private key stays on the device" if self.fleetprov.csr else "")
         self._enter(CREATING)
-        self._deadline(self.create_name)
+        self._deadline(f"answer to {self.create_name}")
         self._publish(self.fleetprov.create_topic, self.create_payload)
 
     def _on_message(self, client, userdata, message) -> None:
@@ -297,7 +310,7 @@ class Provisioning:
         log.info("provisioning: certificate %s issued; registering the thing with template %s",
                  short(created.certificate_id), self.fleetprov.template)
         self._enter(REGISTERING)
-        self._deadline("RegisterThing")
+        self._deadline("answer to RegisterThing")
         self._publish(self.fleetprov.register_topic, fleetprov.register_payload(
             created.ownership_token, self.fleetprov.parameters))
 
@@ -349,9 +362,8 @@ class Provisioning:
     def _close(self) -> None:
         """End the claim connection (a DISCONNECT when it is up), forget its timers."""
         client, self.client = self.client, None
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
+        self.connection.cancel_deadline()
+        self.connection.cancel_retry()
         self.driver.detach()
         if client is None:
             return
@@ -372,17 +384,15 @@ class Provisioning:
         certificates nor ends provisioning."""
         self._close()
         self.created = self.key_pem = None
-        self.failures.add(charge)
-        if self.failures.charged > MAX_FAILURES:
+        if self.connection.fail(charge):
             self._give_up(reason)
             return
-        wait = max(self.failures.delay(),
-                   self.last_connect + MIN_CONNECT_INTERVAL - self.clock())
+        wait = self.connection.retry_delay()
         log.warning("provisioning: %s; retrying in %.1f s (%s)", reason, wait,
                     f"failure {self.failures.charged} of {MAX_FAILURES}" if charge
                     else "not counted against the claim certificate")
-        self._enter(WAITING)
-        self.timer = self.loop.call_later(wait, self._attempt)
+        log.debug("provisioning: %s -> %s", self.state, WAITING)
+        self.connection.wait(wait, self._attempt)
 
     def _give_up(self, reason: str) -> None:
         rotated = None
@@ -396,8 +406,8 @@ class Provisioning:
         self._answer(lambda request_id: Rejected(id=request_id,
                                                  reason=f"provisioning failed: {reason}"))
         if self.purpose == FIRST_BOOT:
-            log.error("provisioning: giving up; exiting in %g s", FAILURE_PAUSE)
-            self.loop.call_later(FAILURE_PAUSE, lambda: self.loop.stop(1))
+            log.error("provisioning: giving up; exiting in %g s", self.failure_pause)
+            self.loop.call_later(self.failure_pause, lambda: self.loop.stop(1))
 
     def _write_outfile(self, registered: fleetprov.Registered) -> None:
         path = self.fleetprov.outfile

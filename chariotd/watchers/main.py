@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+
+from chariotd.kernel.backoff import Backoff
 from chariotd.kernel.runtime import RoleContext
 from chariotd.watchers.actiondir import ActionDir
 from chariotd.watchers.messages import MessagesHandler
@@ -14,7 +17,8 @@ REQUESTS_KEEP_FAILED = 100
 def run_messages(context: RoleContext) -> int:
     options = context.role.options
     actiondir = ActionDir(options.path, options.keep_failed)
-    handler = MessagesHandler(context, options, actiondir)
+    handler = MessagesHandler(context, options, actiondir,
+                              Backoff.from_environment(os.environ))  # the test seam
     loop, mailbox = context.loop, context.mailbox
     loop.add_reader(actiondir.fileno(), handler.on_inotify)
     handlers = handler.handlers()

@@ -19,11 +19,10 @@ bytes can hold them.
 from __future__ import annotations
 
 import json
-from typing import Optional, Tuple, Union
+from typing import NamedTuple, Optional, Tuple, Union
 
 from chariotd.formats import FormatError
 from chariotd.formats.json import load as load_json
-from chariotd.kernel.record import Record
 from chariotd.kernel.topics import BadTopic, check_not_reserved, check_publish_topic
 from chariotd.watchers.compression import UnknownCompression, compress
 
@@ -38,7 +37,7 @@ Number = Union[int, float]
 Slot = Union[str, int, float]
 
 
-class Message(Record, frozen=True):
+class Message(NamedTuple):
     topic: str
     payload: bytes          # as published: encoded, and compressed when asked
     qos: int = 1

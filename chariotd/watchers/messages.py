@@ -32,7 +32,8 @@ import logging
 from typing import TYPE_CHECKING, Dict, List, Optional, Set, Tuple
 
 from chariotd.config import MessageDir
-from chariotd.kernel import backoff, safe_open
+from chariotd.kernel import safe_open
+from chariotd.kernel.backoff import Backoff, ceiling
 from chariotd.ipc.messages import LinkState, Publish, Published, PublishFailed
 from chariotd.kernel.runtime import LINK, RoleContext
 from chariotd.watchers.actiondir import ActionDir
@@ -58,9 +59,10 @@ MAX_FILE = 4 * MAX_PAYLOAD + 65536
 POISON_WINDOW = 5.0
 
 LETTERHEAD_TIME_LIMIT = 5.0  # seconds a letterhead generator may run (EXTENSIONS A)
-# After a letterhead could not be had, the directory pauses for BASE, 2*BASE, ... up to
-# CAP seconds, so a broken letterhead does not run the backlog through failed/ at once.
-LETTERHEAD_PAUSE_BASE = backoff.MIN_INTERVAL  # 1 s (the test seam shortens it)
+# After a letterhead could not be had, the directory pauses for the backoff's ceiling
+# (kernel/backoff.py), from its 1 s minimum interval up to CAP seconds, so a broken
+# letterhead does not run the backlog through failed/ at once. The ceiling, not a
+# jittered draw: a draw near 0 would be no pause at all.
 LETTERHEAD_PAUSE_CAP = 300.0
 
 # Messages handed to the link at once, in windows (see `handed`).
@@ -91,8 +93,10 @@ class Outgoing:
 
 
 class MessagesHandler:
-    def __init__(self, context: RoleContext, options: MessageDir, actiondir: ActionDir):
+    def __init__(self, context: RoleContext, options: MessageDir, actiondir: ActionDir,
+                 backoff: Backoff = Backoff()):
         self.loop = context.loop
+        self.backoff = backoff
         self.mailbox = context.mailbox
         self.options = options
         self.actiondir = actiondir
@@ -303,8 +307,8 @@ class MessagesHandler:
         """A letterhead that cannot be had is a failed attempt of the message being sent
         (EXTENSIONS A); then the directory pauses, longer after each failure in a row."""
         self._retry(entry, reason, charge=True)
-        pause = min(LETTERHEAD_PAUSE_CAP,
-                    LETTERHEAD_PAUSE_BASE * 2 ** min(self.letterhead_failures, 16))
+        pause = ceiling(self.letterhead_failures, self.backoff.min_interval,
+                        LETTERHEAD_PAUSE_CAP)
         self.letterhead_failures += 1
         log.warning("publishing paused for %g s after a letterhead failure", pause)
 

@@ -14,7 +14,7 @@ from fuzz_values import fuzz_settings, json_values
 
 field_values = st.one_of(json_values, st.binary(max_size=20), st.lists(
     st.one_of(st.integers(), st.binary(max_size=5), st.text(max_size=5)), max_size=3))
-field_names = sorted({name for kind in KINDS.values() for name in kind.field_names})
+field_names = sorted({name for kind in KINDS.values() for name in kind._fields})
 frames = st.fixed_dictionaries(
     {"op": st.one_of(st.sampled_from(sorted(KINDS)), json_values),
      "from": st.one_of(st.sampled_from(["link", "applier", "msg0", ""]), json_values)},

@@ -144,7 +144,7 @@ def test_the_top_level_holds_only_the_entry_point_and_shared_modules():
     ("chariotd.watchers.messages", "chariotd.broker_link.backoff"),
     ("chariotd.services.main", "chariotd.watchers.message_file"),
     ("chariotd.broker_link.main", "chariotd.provisioning"),
-    ("chariotd.shadow.patch", "chariotd.kernel.record"),
+    ("chariotd.shadow.patch", "chariotd.kernel.backoff"),
     ("chariotd.formats.json", "msgpack"),
     ("chariotd.kernel.runtime", "chariotd.cli"),
     ("chariotd.supervisor", "chariotd.cli"),

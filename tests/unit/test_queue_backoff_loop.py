@@ -1,7 +1,5 @@
 import os
 import signal
-import subprocess
-import sys
 
 from chariotd.kernel import backoff
 from chariotd.kernel.loop import Loop
@@ -10,19 +8,23 @@ from chariotd.kernel.loop import Loop
 def test_backoff_is_full_jitter_and_capped():
     assert backoff.delay(0, base=1, uniform=lambda a, b: b) == 1
     assert backoff.delay(3, base=1, uniform=lambda a, b: b) == 8
-    assert backoff.delay(50, base=1, uniform=lambda a, b: b) == backoff.CAP
+    assert backoff.delay(50, base=1, uniform=lambda a, b: b) == backoff.Backoff().cap
     assert backoff.delay(5, base=1, uniform=lambda a, b: a) == 0
+    assert backoff.ceiling(3, 1.0, 5.0) == 5.0 and backoff.ceiling(2, 1.0, 5.0) == 4.0
 
 
 def test_device_defaults_base_half_a_second_and_one_connect_per_second():
     """Without the test seam: retries start at up to 0.5 s, never sooner than 1 s after
-    the previous CONNECT (what the README promises)."""
-    env = {k: v for k, v in os.environ.items() if k != "CHARIOTD_BACKOFF_BASE"}
-    out = subprocess.run(
-        [sys.executable, "-c", "from chariotd.kernel import backoff as b; "
-         "print(b.BASE, b.MIN_INTERVAL, b.CAP)"],
-        env=env, capture_output=True, text=True, check=True).stdout.split()
-    assert out == ["0.5", "1.0", "120.0"]
+    the previous CONNECT (what the README promises); the seam is read when a role
+    starts, from the environment it is given, never at import."""
+    assert backoff.Backoff.from_environment({}) == backoff.Backoff(0.5, 120.0, 1.0)
+    assert backoff.Backoff() == backoff.Backoff.from_environment({})
+    assert backoff.Backoff.from_environment({"CHARIOTD_BACKOFF_BASE": "0.1"}) == \
+        backoff.Backoff(0.1, 120.0, 0.1)
+    assert backoff.Backoff.from_environment({"CHARIOTD_BACKOFF_BASE": "2"}).min_interval == 1.0
+    for bad in ("", "x", "-1", "nan", "inf", "0"):
+        assert backoff.Backoff.from_environment({"CHARIOTD_BACKOFF_BASE": bad}) == \
+            backoff.Backoff()
 
 
 def test_loop_timers_run_in_order_and_can_be_cancelled():

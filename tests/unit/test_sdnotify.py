@@ -3,6 +3,7 @@
 import logging
 import os
 import socket
+import types
 
 import pytest
 
@@ -106,11 +107,12 @@ def test_link_health_for_the_watchdog():
     now = [100.0]
     link.clock = lambda: now[0]
     link.deadlines = link_main.Deadlines()
+    link.connection = types.SimpleNamespace()
     deadline = 2 * max(link.deadlines.connack, link.deadlines.suback)
     for state in (link_main.WAITING, link_main.CONNECTING, link_main.SUBSCRIBING,
                   link_main.UP):
-        link.state, link.state_since = state, now[0] - deadline + 1
+        link.connection.state, link.connection.since = state, now[0] - deadline + 1
         assert link.healthy(), state
-        link.state_since = now[0] - deadline - 1
+        link.connection.since = now[0] - deadline - 1
         stuck = state in (link_main.CONNECTING, link_main.SUBSCRIBING)
         assert link.healthy() is not stuck, state

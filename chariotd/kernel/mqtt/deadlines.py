@@ -23,14 +23,12 @@ CHARIOTD_REQUEST_TIMEOUT=S sets `request`); devices never set them.
 from __future__ import annotations
 
 import logging
-from typing import Mapping
-
-from chariotd.kernel.record import Record
+from typing import Mapping, NamedTuple
 
 log = logging.getLogger(__name__)
 
 
-class Deadlines(Record, frozen=True):
+class Deadlines(NamedTuple):
     connack: float = 20.0
     suback: float = 20.0
     puback: float = 120.0
@@ -50,7 +48,7 @@ def from_environment(environ: Mapping[str, str]) -> Deadlines:
             seconds = float(value)
         except ValueError:
             seconds = -1.0
-        if name not in Deadlines.field_names or not 0 < seconds < 86400:
+        if name not in Deadlines._fields or not 0 < seconds < 86400:
             log.warning("ignored the deadline %r", entry)
             continue
         values[name] = seconds

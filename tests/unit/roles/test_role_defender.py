@@ -44,7 +44,7 @@ class Rig:
         self.loop = FakeLoop()
         self.mailbox = FakeMailbox(DEFENDER)
         context = role_context(config, DEFENDER, (LINK,), self.loop, self.mailbox)
-        context.role.options = config.defender
+        context = context._replace(role=context.role._replace(options=config.defender))
         self.wall = 1_700_000_000.0
         collector = Collector(ReportIds(self.state, clock=lambda: self.wall),
                               str(self.custom), config.defender.short_names,
