@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 
 import pytest
@@ -93,3 +95,42 @@ def test_version_and_help():
     for flag in ("--clientid", "--messages", "--default-message-concurrency", "--fleetprov",
                  "--subscribe-write", "--tunnelmappings", "--keepalive", "--log-level"):
         assert flag in result.stdout
+
+
+def test_configuration_errors_carry_their_journald_priority(good):
+    """Under systemd a configuration error is `<3>`, so `journalctl -p warning` shows it;
+    control characters in it are escaped like in every other line."""
+    result = subprocess.run([CHARIOTD, *good, "--updates=My\x1b[2JThing"], capture_output=True,
+                            text=True, timeout=10,
+                            env=dict(os.environ, JOURNAL_STREAM="8:12345"))
+    assert result.returncode == 2
+    assert result.stderr == ("<3>chariotd: error: --updates=My\\x1b[2JThing: "
+                             "expected THING:VALUE\n")
+
+
+def test_a_terminal_gets_timestamps(good):
+    """stderr on a terminal: each line starts with the local time; under runit or
+    journald (a pipe) it does not (test_logs.py)."""
+    controller, terminal = os.openpty()
+    try:
+        process = subprocess.run([CHARIOTD, *good, "--keepalive=-1"], stdin=subprocess.DEVNULL,
+                                 stdout=subprocess.DEVNULL, stderr=terminal, timeout=10)
+        os.close(terminal)
+        terminal = None
+        output = b""
+        while True:
+            try:
+                chunk = os.read(controller, 4096)
+            except OSError:  # EIO: the terminal's last writer is gone
+                break
+            if not chunk:
+                break
+            output += chunk
+    finally:
+        if terminal is not None:
+            os.close(terminal)
+        os.close(controller)
+    assert process.returncode == 2
+    line = output.decode().rstrip("\r\n")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} chariotd: error: "
+                        r"--keepalive: must be between 0 and 65535 seconds", line), line
