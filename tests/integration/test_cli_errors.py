@@ -81,7 +81,16 @@ def test_certstore_problems(test_pki, tmp_path):
     assert result.returncode == 2 and "cannot read endpoint.txt" in result.stderr
     (store / "endpoint.txt").write_text("host:notaport\n")
     result = run(*base)
-    assert result.returncode == 2 and "is not host or host:port" in result.stderr
+    assert result.returncode == 2 and "the port is not a number" in result.stderr
+    # What the AWS console shows is a URL; an exit 2 at start, not a retry loop.
+    (store / "endpoint.txt").write_text("https://abc-ats.iot.eu-west-1.amazonaws.com\n")
+    result = run(*base)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert result.stderr.startswith("chariotd: error: --certstore: endpoint "
+                                    "'https://abc-ats.iot.eu-west-1.amazonaws.com' is a URL")
+    (store / "endpoint.txt").write_text("abc-ats.iot.eu-west-1.amazonaws.com\nx.example\n")
+    result = run(*base)
+    assert result.returncode == 2 and "endpoint.txt holds 2 lines" in result.stderr
     result = run("--clientid=dev1", f"--cacert={tmp_path / 'nope.pem'}", f"--certstore={store}")
     assert result.returncode == 2 and (
         f"--cacert={tmp_path / 'nope.pem'}: No such file or directory" in result.stderr)
