@@ -43,6 +43,8 @@ CASES = [
      "--message-concurrency="),
     (["@good", "--default-message-retries=-1"], "must not be negative"),
     (["@good", "--bogus"], "unrecognized arguments: --bogus"),
+    (["@good", "--messsages=@tmp/m"],
+     "unrecognized arguments: --messsages=@tmp/m; did you mean --messages?"),
     (["@good", "--last-will-topic=a/#", "--last-will-payload=x"], "wildcard"),
     (["@good", "--last-will-topic=a/b"], "go together"),
     (["@good", "--keepalive=-3"], "--keepalive"),
@@ -102,8 +104,11 @@ def test_version_and_help():
     result = run("--help")
     assert result.returncode == 0
     for flag in ("--clientid", "--messages", "--default-message-concurrency", "--fleetprov",
-                 "--subscribe-write", "--tunnelmappings", "--keepalive", "--log-level"):
+                 "--subscribe-write", "--tunnelmappings", "--keepalive", "--log-level",
+                 "--message-concurrency DIR:VALUE"):
         assert flag in result.stdout
+    assert "(repeatable)" in result.stdout and "\nexit status:\n  0  " in result.stdout
+    assert "\nexamples:\n" in result.stdout
 
 
 def test_configuration_errors_carry_their_journald_priority(good):
