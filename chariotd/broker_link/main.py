@@ -336,8 +336,12 @@ class Link:
             self.last_ack = self.clock()
         request = self.inflight.pop(mid, None)
         if request is None:
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("acknowledged mid %d", mid)
             return
         sender, request_id = request
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("acknowledged mid %d (%s request %d)", mid, sender, request_id)
         self.windows.done(sender)
         self.freed.add(sender)
         self.acks.setdefault(sender, []).append(request_id)  # sent after this pass
@@ -464,6 +468,9 @@ class Link:
             self._not_published(sender, request_id, mqtt.error_string(info.rc), charge=True)
         else:
             self.inflight[info.mid] = (sender, request_id)
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("published %s request %d to %s, QoS %d: mid %d", sender,
+                          request_id, topic, qos, info.mid)
             if qos > 0:
                 self._sent(info.mid)
 
@@ -484,6 +491,8 @@ class Link:
             return  # the applier fetches again when the link comes back
         topic = request_topic(ThingShadow(request.thing, request.shadow), request.action)
         info = self.client.publish(topic, request.payload, qos=1)
+        log.debug("shadow %s request to %s: mid %d, %s", request.action, topic, info.mid,
+                  mqtt.error_string(info.rc))
         if info.rc == mqtt.MQTT_ERR_SUCCESS:
             self._sent(info.mid)
 
