@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import ssl
 import time
 from typing import Dict, List, Optional, Set, Tuple
@@ -46,6 +47,7 @@ WAITING, CONNECTING, SUBSCRIBING, UP = "waiting", "connecting", "subscribing", "
 MAX_FAILURES = 5
 NO_CERTIFICATE_PAUSE = 10.0
 MIN_CONNECT_INTERVAL = backoff.MIN_INTERVAL  # AWS: one CONNECT/s per client id
+STOP_FLUSH = 0.5  # seconds the DISCONNECT may take at a stop (supervisor.GRACE is 1 s)
 ANSWER_DELAY = 0.02  # the longest an acknowledgement waits to be told to its watcher
 SHOWN_TOPIC = 120  # characters of a refused message's topic put in the log line
 
@@ -497,10 +499,34 @@ class Link:
             self._sent(info.mid)
 
     def stop(self) -> None:
+        """An orderly stop (SIGTERM): a DISCONNECT, so the broker does not send the last
+        will; said at info, not as a lost connection."""
         client, self.client = self.client, None
-        if client is not None and self.state == UP:
-            client.disconnect()  # a clean stop: the broker does not send the last will
-            client.loop_write()
+        if client is None or self.state != UP:
+            return
+        client.disconnect()
+        if send_queued(client, STOP_FLUSH):
+            log.info("disconnected: stopping")
+        else:
+            log.warning("stopping without a clean disconnect: the DISCONNECT did not go "
+                        "out within %g s (the broker sends the last will)", STOP_FLUSH)
+
+
+def send_queued(client: mqtt.Client, seconds: float, clock=time.monotonic) -> bool:
+    """Write what CLIENT has queued, the DISCONNECT last, waiting at most SECONDS for
+    its socket to take it. True once the DISCONNECT is out (paho then closes the
+    socket)."""
+    deadline = clock() + seconds
+    while True:
+        sock = client.socket()
+        if sock is None:
+            return True
+        if client.loop_write() not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_AGAIN):
+            return client.socket() is None
+        remaining = deadline - clock()
+        if client.socket() is None or remaining <= 0:
+            return client.socket() is None
+        select.select([], [sock], [], min(remaining, 0.05))
 
 
 def run(context: RoleContext) -> int:

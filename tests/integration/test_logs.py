@@ -60,6 +60,9 @@ def test_a_full_run_at_debug_level(daemons, base_args, certstore, subscriber, tm
                     r"mid (\d+)$", log).group(1)
     assert f"link: acknowledged mid {mid} (msg0 request {request})" in log
     assert '"k"' not in log
+    # An orderly stop is said at info, not as a lost connection.
+    assert re.search(r"(?m)^link: disconnected: stopping$", log)
+    assert "connection lost" not in log
     assert re.search(r"^chariotd: warning: cannot notify systemd at ", log, re.M)
 
 
