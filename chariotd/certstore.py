@@ -16,6 +16,7 @@ reprovision the old certificates stay until the new one has connected once
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import shutil
@@ -37,25 +38,65 @@ class CertstoreError(Exception):
     pass
 
 
+HOST_LABEL = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$")
+SHOWN_ENDPOINT = 80  # characters of a bad endpoint.txt put in the error
+
+
+def _shown(value: str) -> str:
+    return repr(value[:SHOWN_ENDPOINT]) + ("..." if len(value) > SHOWN_ENDPOINT else "")
+
+
+def _check_host(host: str, value: str) -> None:
+    """HOST is a DNS name or an IPv4 address (AWS: `prefix-ats.iot.REGION.amazonaws.com`)."""
+    if "://" in value:
+        raise CertstoreError(f"endpoint {_shown(value)} is a URL: write only the host "
+                             "name (and :port), e.g. abc123-ats.iot.eu-west-1.amazonaws.com")
+    for char, what in (("/", "a path"), ("@", "a user name"), ("?", "a query")):
+        if char in value:
+            raise CertstoreError(f"endpoint {_shown(value)} holds {what}: write only "
+                                 "host or host:port")
+    if len(host) > 253 or not all(HOST_LABEL.match(label) for label in host.split(".")):
+        raise CertstoreError(f"endpoint {_shown(value)} is not host or host:port (a host "
+                             "is DNS labels of letters, digits and '-' joined by '.')")
+
+
 def parse_endpoint(text: str) -> Tuple[str, int]:
-    """`host`, `host:port` or `[v6addr]:port` -> (host, port)."""
-    value = text.strip()
-    if not value or any(ch.isspace() for ch in value):
-        raise CertstoreError(f"endpoint {text.strip()!r} is not host or host:port")
+    """`host`, `host:port` or `[v6addr]:port` -> (host, port): the one line of
+    endpoint.txt (whitespace around it and a final newline are allowed). Anything else
+    (a URL, a path, spaces inside, several lines) is an error naming the problem, found
+    when the configuration is checked at start rather than by a failing connection."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if len(lines) > 1:
+        raise CertstoreError(f"endpoint.txt holds {len(lines)} lines: write one, host or "
+                             "host:port")
+    value = lines[0] if lines else ""
+    if not value:
+        raise CertstoreError("endpoint.txt is empty: write host or host:port")
+    if any(ch.isspace() for ch in value):
+        raise CertstoreError(f"endpoint {_shown(value)} holds a space: write host or "
+                             "host:port")
     host, port = value, str(DEFAULT_PORT)
     if value.startswith("["):
         close = value.find("]")
         if close < 0:
-            raise CertstoreError(f"endpoint {value!r}: unclosed '['")
+            raise CertstoreError(f"endpoint {_shown(value)}: unclosed '['")
         host, rest = value[1:close], value[close + 1:]
         if rest:
             if not rest.startswith(":"):
-                raise CertstoreError(f"endpoint {value!r} is not [address]:port")
+                raise CertstoreError(f"endpoint {_shown(value)} is not [address]:port")
             port = rest[1:]
-    elif ":" in value:
-        host, _, port = value.rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise CertstoreError(f"endpoint {value!r} is not host or host:port")
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise CertstoreError(f"endpoint {_shown(value)}: {host[:SHOWN_ENDPOINT]!r} "
+                                 "is not an IPv6 address") from None
+    else:
+        if ":" in value and "://" not in value:
+            host, _, port = value.rpartition(":")
+        _check_host(host, value)
+    if not port.isascii() or not port.isdigit() or not 0 < int(port) < 65536:
+        raise CertstoreError(f"endpoint {_shown(value)}: the port is not a number from 1 "
+                             "to 65535")
     return host, int(port)
 
 

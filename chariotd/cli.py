@@ -10,8 +10,10 @@ source: FLAGS below.
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import sys
+import textwrap
 from typing import Dict, List, Tuple
 
 from chariotd import __version__
@@ -83,18 +85,115 @@ MESSAGE_OPTIONS = {
 NOT_SUPPORTED_YET: set = set()
 
 
+# The examples at the end of --help and in the manual page (scripts/manpage): what it
+# does (`code` spans allowed), then the command line.
+EXAMPLES = [
+    ("Publish every file dropped into /var/lib/chariotd/mqtt/new (JSON with `topic` and "
+     "`payload`):",
+     "chariotd --clientid=my-device --cacert=/etc/chariotd/AmazonRootCA1.pem \\\n"
+     "    --certstore=/var/lib/chariotd/certs --messages=/var/lib/chariotd/mqtt"),
+    ("Keep the shadow of thing my-device in local files, as the service definitions in "
+     "/etc/chariotd/services say, and take local changes from an updates directory:",
+     "chariotd --clientid=my-device --cacert=/etc/chariotd/AmazonRootCA1.pem \\\n"
+     "    --certstore=/var/lib/chariotd/certs \\\n"
+     "    --services=my-device:/etc/chariotd/services \\\n"
+     "    --updates=my-device:/var/lib/chariotd/updates"),
+]
+
+HELP_WIDTH = 79
+
+
+def epilog() -> str:
+    """The end of --help: the exit statuses and the examples. Lines that start with a
+    space are kept as they are (see _Formatter)."""
+    from chariotd.supervisor import EXIT_STATUSES  # only when help is shown
+    lines = ["exit status:"]
+    for status, meaning in sorted(EXIT_STATUSES.items()):
+        lines += textwrap.wrap(meaning, HELP_WIDTH, initial_indent=f"  {status}  ",
+                               subsequent_indent="     ")
+    lines += ["", "examples:"]
+    for text, command in EXAMPLES:
+        lines += textwrap.wrap(text.replace("`", ""), HELP_WIDTH, initial_indent="  ",
+                               subsequent_indent="  ")
+        lines += ["    " + line for line in command.split("\n")] + [""]
+    return "\n".join(lines).rstrip("\n")
+
+
+class _Formatter(argparse.HelpFormatter):
+    """argparse's formatter, except that in the description and epilog a line that
+    starts with a space is printed as it is (a table, a command) and the others are
+    filled as paragraphs."""
+
+    def _fill_text(self, text, width, indent):
+        out, paragraph = [], []
+        for line in text.split("\n") + [""]:
+            if line and not line[0].isspace():
+                paragraph.append(line)
+                continue
+            if paragraph:
+                out.append(super()._fill_text(" ".join(paragraph), width, indent))
+                paragraph = []
+            if line or out:
+                out.append(indent + line)
+        return "\n".join(out).rstrip("\n")
+
+
+def suggestion(unknown: List[str], options: List[str]) -> str:
+    """`; did you mean --messages?` when a flag of UNKNOWN is close to one of OPTIONS
+    (several: `; did you mean --messages (for --messsages), --keepalive (for ...)?`)."""
+    hints = {}
+    for argument in unknown:
+        if not argument.startswith("-"):
+            continue
+        name = argument.split("=", 1)[0]
+        close = difflib.get_close_matches(name, options, n=1, cutoff=0.75)
+        if close:
+            hints.setdefault(name, close[0])
+    if not hints:
+        return ""
+    if len(hints) == 1:
+        return f"; did you mean {next(iter(hints.values()))}?"
+    return "; did you mean " + ", ".join(f"{hint} (for {name})"
+                                         for name, hint in hints.items()) + "?"
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line, exit 2 (argparse prints usage too)
         raise ConfigError(message)
+
+    def parse_args(self, args=None, namespace=None):
+        """argparse's, with the closest flag suggested for a misspelled one (argparse
+        does that only from Python 3.14, `suggest_on_error`)."""
+        parsed, unknown = self.parse_known_args(args, namespace)
+        if unknown:
+            options = [option for action in self._actions
+                       for option in action.option_strings if option.startswith("--")]
+            raise ConfigError(f"unrecognized arguments: {' '.join(unknown)}"
+                              + suggestion(unknown, options))
+        return parsed
+
+    def format_help(self) -> str:
+        self.epilog = epilog()
+        return super().format_help()
+
+
+def _mark_repeatable(parser: argparse.ArgumentParser) -> None:
+    """"(repeatable)" at the end of the help of every flag that may be given again."""
+    for action in parser._actions:
+        if (isinstance(action, argparse._AppendAction) and action.help
+                and action.help != argparse.SUPPRESS and "(repeatable)" not in action.help):
+            action.help += " (repeatable)"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="chariotd",
+        usage="%(prog)s --clientid=ID --cacert=FILE --certstore=DIR [OPTION]...",
         description="Userspace glue for AWS IoT Core: publish MQTT messages, keep device "
                     "shadow keys as local config files, provision certificates, all "
                     "through files and commands. Run it under runit or systemd.",
         allow_abbrev=False,
+        formatter_class=lambda prog: _Formatter(prog, width=HELP_WIDTH + 1),
     )
     add = parser.add_argument
     add("--version", action="version", version=f"chariotd {__version__}")
@@ -120,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     features.add_argument("--defaultshadow", metavar="THING:CMD", action="append", default=[],
                           help="command whose JSON output seeds a missing shadow")
     features.add_argument("--messages", metavar="DIR", action="append", default=[],
-                          help="action directory of MQTT messages to publish (repeatable)")
+                          help="action directory of MQTT messages to publish")
     features.add_argument("--commands", metavar="DIR", help="action directory of commands")
     features.add_argument("--subscribe-write", metavar="TOPIC:PATH", action="append",
                           default=[], help="write each message on TOPIC to PATH (a FIFO)")
@@ -140,7 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (_, _, text) in MESSAGE_OPTIONS.items():
         messages.add_argument(f"--default-{name}", metavar="VALUE", help=text)
         messages.add_argument(f"--{name}", metavar="DIR:VALUE", action="append", default=[],
-                              help=argparse.SUPPRESS)
+                              help="the same for the --messages directory DIR")
+    _mark_repeatable(parser)
     return parser
 
 

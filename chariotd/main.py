@@ -1,8 +1,10 @@
 """`chariotd` command: parse and validate the configuration, then hand the tree to
-the supervisor. A configuration error is one line on stderr and exit status 2."""
+the supervisor. A configuration error is one log line (`chariotd: error: ...`, with its
+journald priority and escaped like every line: kernel/log.py) and exit status 2."""
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from typing import Callable, List, Optional
@@ -137,7 +139,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         config = cli.parse(sys.argv[1:] if argv is None else argv)
         validate(config)
     except ConfigError as error:
-        sys.stderr.write(f"chariotd: error: {error}\n")
+        logging.getLogger(__name__).error("%s", error)
         sys.exit(2)
     log.setup("chariotd", config.log_level)
     import setproctitle

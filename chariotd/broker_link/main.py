@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import ssl
 import time
 from typing import Dict, List, Optional, Set, Tuple
@@ -48,6 +49,7 @@ WAITING, CONNECTING, SUBSCRIBING, UP = (states.WAITING, states.CONNECTING,
                                         states.SUBSCRIBING, states.UP)
 
 NO_CERTIFICATE_PAUSE = 10.0
+STOP_FLUSH = 0.5  # seconds the DISCONNECT may take at a stop (supervisor.GRACE is 1 s)
 ANSWER_DELAY = 0.02  # the longest an acknowledgement waits to be told to its watcher
 SHOWN_TOPIC = 120  # characters of a refused message's topic put in the log line
 
@@ -330,8 +332,12 @@ class Link:
             self.last_ack = self.clock()
         request = self.inflight.pop(mid, None)
         if request is None:
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("acknowledged mid %d", mid)
             return
         sender, request_id = request
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("acknowledged mid %d (%s request %d)", mid, sender, request_id)
         self.windows.done(sender)
         self.freed.add(sender)
         self.acks.setdefault(sender, []).append(request_id)  # sent after this pass
@@ -455,6 +461,9 @@ class Link:
             self._not_published(sender, request_id, mqtt.error_string(info.rc), charge=True)
         else:
             self.inflight[info.mid] = (sender, request_id)
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("published %s request %d to %s, QoS %d: mid %d", sender,
+                          request_id, topic, qos, info.mid)
             if qos > 0:
                 self._sent(info.mid)
 
@@ -475,14 +484,40 @@ class Link:
             return  # the applier fetches again when the link comes back
         topic = request_topic(ThingShadow(request.thing, request.shadow), request.action)
         info = self.client.publish(topic, request.payload, qos=1)
+        log.debug("shadow %s request to %s: mid %d, %s", request.action, topic, info.mid,
+                  mqtt.error_string(info.rc))
         if info.rc == mqtt.MQTT_ERR_SUCCESS:
             self._sent(info.mid)
 
     def stop(self) -> None:
+        """An orderly stop (SIGTERM): a DISCONNECT, so the broker does not send the last
+        will; said at info, not as a lost connection."""
         client, self.client = self.client, None
-        if client is not None and self.state == UP:
-            client.disconnect()  # a clean stop: the broker does not send the last will
-            client.loop_write()
+        if client is None or self.state != UP:
+            return
+        client.disconnect()
+        if send_queued(client, STOP_FLUSH):
+            log.info("disconnected: stopping")
+        else:
+            log.warning("stopping without a clean disconnect: the DISCONNECT did not go "
+                        "out within %g s (the broker sends the last will)", STOP_FLUSH)
+
+
+def send_queued(client: mqtt.Client, seconds: float, clock=time.monotonic) -> bool:
+    """Write what CLIENT has queued, the DISCONNECT last, waiting at most SECONDS for
+    its socket to take it. True once the DISCONNECT is out (paho then closes the
+    socket)."""
+    deadline = clock() + seconds
+    while True:
+        sock = client.socket()
+        if sock is None:
+            return True
+        if client.loop_write() not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_AGAIN):
+            return client.socket() is None
+        remaining = deadline - clock()
+        if client.socket() is None or remaining <= 0:
+            return client.socket() is None
+        select.select([], [sock], [], min(remaining, 0.05))
 
 
 def run(context: RoleContext) -> int:

@@ -1,7 +1,9 @@
 """One line per event on stderr: `role: message`, or `role: warning: message`.
 
-Under systemd (JOURNAL_STREAM set) each line starts with a `<N>` syslog priority so
-journald keeps the level. No timestamps: runit's svlogd and journald add their own.
+Every line the daemon writes goes through `RoleFormatter`, configuration errors
+included (main.py logs them): under systemd (JOURNAL_STREAM set) each line starts with
+a `<N>` syslog priority so journald keeps the level (`journalctl -p warning`). A
+timestamp only when stderr is a terminal: runit's svlogd and journald add their own.
 
 Messages carry text from hostile places (file names in action directories, topics,
 a command's stderr), so the formatter escapes every control character in them
@@ -15,6 +17,7 @@ import logging
 import os
 import re
 import sys
+import time
 
 LEVELS = {"error": logging.ERROR, "warning": logging.WARNING, "info": logging.INFO,
           "debug": logging.DEBUG}
@@ -60,11 +63,19 @@ def _folded(text: str) -> str:
     return " | ".join(escape_controls(line) for line in text.split("\n"))
 
 
+def stamp(created: float) -> str:
+    """CREATED (seconds since the epoch) as local `YYYY-MM-DD HH:MM:SS.mmm`."""
+    whole = int(created)
+    return (time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(whole))
+            + f".{int((created - whole) * 1000):03d}")
+
+
 class RoleFormatter(logging.Formatter):
-    def __init__(self, role: str, journal: bool):
+    def __init__(self, role: str, journal: bool, timestamps: bool = False):
         super().__init__()
         self.role = role
         self.journal = journal
+        self.timestamps = timestamps and not journal
 
     def format(self, record: logging.LogRecord) -> str:
         # Escaped after the arguments are put in, so every argument is covered.
@@ -78,7 +89,16 @@ class RoleFormatter(logging.Formatter):
         line = f"{self.role}: {message}"
         if self.journal:
             line = f"<{_SYSLOG_PRIORITY.get(record.levelno, 6)}>{line}"
+        elif self.timestamps:
+            line = f"{stamp(record.created)} {line}"
         return line
+
+
+def _is_terminal(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError, OSError):  # closed or not a real stream
+        return False
 
 
 def setup(role: str, level: str = "info") -> None:
@@ -87,7 +107,8 @@ def setup(role: str, level: str = "info") -> None:
     for handler in list(root.handlers):
         root.removeHandler(handler)
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(RoleFormatter(role, bool(os.environ.get("JOURNAL_STREAM"))))
+    handler.setFormatter(RoleFormatter(role, bool(os.environ.get("JOURNAL_STREAM")),
+                                       _is_terminal(sys.stderr)))
     root.addHandler(handler)
     root.setLevel(LEVELS.get(level, logging.INFO))
     # paho logs nothing we need at info; keep third parties quiet.

@@ -181,8 +181,9 @@ class Result:
 
 
 class _Child:
-    def __init__(self, process: subprocess.Popen, on_done, stdin: bytes):
+    def __init__(self, process: subprocess.Popen, on_done, stdin: bytes, started: float):
         self.process = process
+        self.started = started  # the loop's clock at the start, for the debug line
         self.on_done = on_done
         self.output: Dict[int, List[bytes]] = {}
         self.sizes: Dict[int, int] = {}
@@ -242,8 +243,9 @@ class Spawner:
                 failed = Result(status=127, stdout=b"", stderr=str(error).encode())
             self.loop.call_later(0, lambda: on_done(failed))
             return None
-        child = _Child(process, on_done, stdin)
+        child = _Child(process, on_done, stdin, self.loop.clock())
         self.children[process.pid] = child
+        log.debug("started %s (pid %d)", escaped(argv[0]), process.pid)
         for stream in (process.stdout, process.stderr):
             if stream is not None:
                 fd = stream.fileno()
@@ -324,7 +326,11 @@ class Spawner:
         for stream in (process.stdout, process.stderr):
             if stream is not None:
                 stream.close()
-        child.on_done(Result(child.status, stdout, stderr, child.timed_out, truncated))
+        result = Result(child.status, stdout, stderr, child.timed_out, truncated)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s (pid %d) %s after %.3f s", escaped(process.args[0]), process.pid,
+                      result.describe(), self.loop.clock() - child.started)
+        child.on_done(result)
         self._start_waiting()
 
     def kill_all(self) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import reprlib
 from typing import Any, Callable, Dict, List, Optional
 
 from chariotd.kernel.mqtt.deadlines import Deadlines
@@ -104,6 +105,14 @@ class ShadowSync:
     def _token(self, kind: str) -> str:
         return f"{self.token_prefix}-{kind}-{next(_tokens)}"
 
+    def _heard(self, what: str, document: dict) -> None:
+        """A debug line per shadow response: its kind, version and token (shortened:
+        they come from the cloud), never its state."""
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s: shadow %s (version %s, token %s)", self, what,
+                      reprlib.repr(document.get("version")),
+                      reprlib.repr(document.get("clientToken")))
+
     # -- link ------------------------------------------------------------------------
     def link_up(self) -> None:
         self.fetch()
@@ -119,6 +128,7 @@ class ShadowSync:
     def fetch(self) -> None:
         self._enter(FETCHING)
         self.get_token = self._token("get")
+        log.debug("%s: shadow get request (token %s)", self, self.get_token)
         self.send("get", json.dumps({"clientToken": self.get_token}).encode())
         self.timer = self.loop.call_later(self.request_timeout, self._get_timeout)
 
@@ -134,6 +144,7 @@ class ShadowSync:
         self.timer = self.loop.call_later(delay, self.fetch)
 
     def on_get_accepted(self, document: dict) -> None:
+        self._heard("get accepted", document)
         self._enter(READY)
         self.get_token = None
         state = document.get("state") if isinstance(document.get("state"), dict) else {}
@@ -155,6 +166,7 @@ class ShadowSync:
         self._flush()
 
     def on_get_rejected(self, document: dict) -> None:
+        self._heard("get rejected", document)
         code = document.get("code")
         if code == 404:
             log.info("%s: no shadow yet; creating it", self)
@@ -188,6 +200,7 @@ class ShadowSync:
 
     # -- deltas and local updates -----------------------------------------------------------
     def on_delta(self, document: dict) -> None:
+        self._heard("delta", document)
         if self.state != READY:
             return
         delta = document.get("state")
@@ -268,6 +281,8 @@ class ShadowSync:
     def _send_update(self) -> None:
         update = self.inflight
         update.token = self._token("update")
+        log.debug("%s: shadow update request (token %s, %d local requests)", self,
+                  update.token, len(update.request_ids))
         self.send("update", json.dumps({"state": update.state, "clientToken": update.token},
                                        separators=(",", ":")).encode())
         if self.timer is not None:
@@ -283,6 +298,7 @@ class ShadowSync:
             self._send_update()
 
     def on_update_accepted(self, document: dict) -> None:
+        self._heard("update accepted", document)
         update = self.inflight
         if update is None or document.get("clientToken") != update.token:
             return
@@ -296,6 +312,7 @@ class ShadowSync:
         self._flush()
 
     def on_update_rejected(self, document: dict) -> None:
+        self._heard("update rejected", document)
         update = self.inflight
         if update is None or document.get("clientToken") != update.token:
             return

@@ -334,6 +334,9 @@ class MessagesHandler:
                                              self.loop.clock())
         self.inflight_names.add(name)
         self.outbox.append((request_id, message))  # sent together at the end of pump()
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s: publishing to %s, QoS %d (request %d)", name, message.topic,
+                      message.qos, request_id)
 
     # -- outcomes -----------------------------------------------------------------------
     def handlers(self):
@@ -342,11 +345,14 @@ class MessagesHandler:
                 PublishFailed: self.on_publish_failed}
 
     def on_published(self, sender: str, reply: Published) -> None:
+        debug = log.isEnabledFor(logging.DEBUG)
         for request_id in reply.ids:
             landed = self._land(request_id)
             if landed is None:
                 continue
             name = landed.entry.name
+            if debug:
+                log.debug("%s: acknowledged (request %d)", name, request_id)
             replaced = self.actiondir.identity(name) not in (landed.identity, None)
             if not replaced:
                 self.actiondir.remove(name)

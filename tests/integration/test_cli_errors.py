@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 
 import pytest
@@ -41,6 +43,8 @@ CASES = [
      "--message-concurrency="),
     (["@good", "--default-message-retries=-1"], "must not be negative"),
     (["@good", "--bogus"], "unrecognized arguments: --bogus"),
+    (["@good", "--messsages=@tmp/m"],
+     "unrecognized arguments: --messsages=@tmp/m; did you mean --messages?"),
     (["@good", "--last-will-topic=a/#", "--last-will-payload=x"], "wildcard"),
     (["@good", "--last-will-topic=a/b"], "go together"),
     (["@good", "--keepalive=-3"], "--keepalive"),
@@ -83,7 +87,16 @@ def test_certstore_problems(test_pki, tmp_path):
     assert result.returncode == 2 and "cannot read endpoint.txt" in result.stderr
     (store / "endpoint.txt").write_text("host:notaport\n")
     result = run(*base)
-    assert result.returncode == 2 and "is not host or host:port" in result.stderr
+    assert result.returncode == 2 and "the port is not a number" in result.stderr
+    # What the AWS console shows is a URL; an exit 2 at start, not a retry loop.
+    (store / "endpoint.txt").write_text("https://abc-ats.iot.eu-west-1.amazonaws.com\n")
+    result = run(*base)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert result.stderr.startswith("chariotd: error: --certstore: endpoint "
+                                    "'https://abc-ats.iot.eu-west-1.amazonaws.com' is a URL")
+    (store / "endpoint.txt").write_text("abc-ats.iot.eu-west-1.amazonaws.com\nx.example\n")
+    result = run(*base)
+    assert result.returncode == 2 and "endpoint.txt holds 2 lines" in result.stderr
     result = run("--clientid=dev1", f"--cacert={tmp_path / 'nope.pem'}", f"--certstore={store}")
     assert result.returncode == 2 and (
         f"--cacert={tmp_path / 'nope.pem'}: No such file or directory" in result.stderr)
@@ -95,5 +108,47 @@ def test_version_and_help():
     result = run("--help")
     assert result.returncode == 0
     for flag in ("--clientid", "--messages", "--default-message-concurrency", "--fleetprov",
-                 "--subscribe-write", "--tunnelmappings", "--keepalive", "--log-level"):
+                 "--subscribe-write", "--tunnelmappings", "--keepalive", "--log-level",
+                 "--message-concurrency DIR:VALUE"):
         assert flag in result.stdout
+    assert "(repeatable)" in result.stdout and "\nexit status:\n  0  " in result.stdout
+    assert "\nexamples:\n" in result.stdout
+
+
+def test_configuration_errors_carry_their_journald_priority(good):
+    """Under systemd a configuration error is `<3>`, so `journalctl -p warning` shows it;
+    control characters in it are escaped like in every other line."""
+    result = subprocess.run([CHARIOTD, *good, "--updates=My\x1b[2JThing"], capture_output=True,
+                            text=True, timeout=10,
+                            env=dict(os.environ, JOURNAL_STREAM="8:12345"))
+    assert result.returncode == 2
+    assert result.stderr == ("<3>chariotd: error: --updates=My\\x1b[2JThing: "
+                             "expected THING:VALUE\n")
+
+
+def test_a_terminal_gets_timestamps(good):
+    """stderr on a terminal: each line starts with the local time; under runit or
+    journald (a pipe) it does not (test_logs.py)."""
+    controller, terminal = os.openpty()
+    try:
+        process = subprocess.run([CHARIOTD, *good, "--keepalive=-1"], stdin=subprocess.DEVNULL,
+                                 stdout=subprocess.DEVNULL, stderr=terminal, timeout=10)
+        os.close(terminal)
+        terminal = None
+        output = b""
+        while True:
+            try:
+                chunk = os.read(controller, 4096)
+            except OSError:  # EIO: the terminal's last writer is gone
+                break
+            if not chunk:
+                break
+            output += chunk
+    finally:
+        if terminal is not None:
+            os.close(terminal)
+        os.close(controller)
+    assert process.returncode == 2
+    line = output.decode().rstrip("\r\n")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} chariotd: error: "
+                        r"--keepalive: must be between 0 and 65535 seconds", line), line

@@ -11,7 +11,7 @@ from pathlib import Path
 from chariotd.sim import pki
 from support import cmdline, wait_until, write_message
 
-LINE = re.compile(r"^(chariotd|link|watch /[^:]+): (?:(warning|error): )?\S")
+LINE = re.compile(r"^(chariotd|link|applier|watch /[^:]+): (?:(warning|error): )?\S")
 TIMESTAMP = re.compile(r"\d\d:\d\d:\d\d|\d{4}-\d\d-\d\d")
 
 
@@ -51,6 +51,18 @@ def test_a_full_run_at_debug_level(daemons, base_args, certstore, subscriber, tm
     assert_clean(log, certstore)
     assert "chariotd: debug" not in log  # debug lines carry no level word
     assert re.search(r"^chariotd: link exited with status 0$", log, re.M)  # a debug line
+    # One line per publish and per acknowledgement, in the watcher and in the link,
+    # joined by the request id; the link's name the MQTT mid. Never the payload.
+    request = re.search(r"(?m)^watch [^:]+: good: publishing to logs/t, QoS 1 "
+                        r"\(request (\d+)\)$", log).group(1)
+    assert re.search(rf"(?m)^watch [^:]+: good: acknowledged \(request {request}\)$", log)
+    mid = re.search(rf"(?m)^link: published msg0 request {request} to logs/t, QoS 1: "
+                    r"mid (\d+)$", log).group(1)
+    assert f"link: acknowledged mid {mid} (msg0 request {request})" in log
+    assert '"k"' not in log
+    # An orderly stop is said at info, not as a lost connection.
+    assert re.search(r"(?m)^link: disconnected: stopping$", log)
+    assert "connection lost" not in log
     assert re.search(r"^chariotd: warning: cannot notify systemd at ", log, re.M)
 
 
@@ -99,3 +111,39 @@ def test_journal_priorities_under_systemd(daemons, base_args, tmp_path):
         assert re.match(r"^<[3467]>", line) and LINE.match(line[3:]), line
     assert any(line.startswith("<3>chariotd: error: link (pid ") for line in lines)
     assert any(line.startswith("<7>chariotd: ") for line in lines)  # debug
+
+
+def test_debug_lines_of_the_applier(daemons, sim, tmp_path):
+    """At debug: each shadow request and response (kind, version, token, never the
+    state) and each child command started and ended (pid, program, status, time)."""
+    svcs, out = tmp_path / "svcs", tmp_path / "out"
+    svcs.mkdir()
+    out.mkdir()
+    (svcs / "led.js").write_text(
+        f"module.exports = {{ key: 'led', outfile: '{out / 'led'}', outformat: 'JSON', "
+        f"informat: 'JSON', notifycmd: '/bin/true secret-argument' }}\n")
+    certstore = sim.device("dev1")
+    daemon = daemons(["--clientid=dev1", f"--cacert={sim.cafile}",
+                      f"--certstore={certstore}", f"--services=dev1:{svcs}",
+                      "--log-level=debug"], tmp_path)
+    daemon.wait_log(r"shadow (fetched|created)")
+    sim.set_desired("dev1", None, {"led": {"colour": "mauve-payload"}})
+    daemon.wait_log(r"(?m)^applier: '/bin/sh' \(pid \d+\) exited with status 0 after "
+                    r"\d+\.\d{3} s$")
+    daemon.wait_log(r"(?m)^applier: dev1: shadow update accepted \(version \d+, token ")
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait_exit(5) == 0
+    log = daemon.log()
+    assert_clean(log, certstore)
+    token = re.search(r"(?m)^applier: dev1: shadow get request \(token (\S+)\)$",
+                      log).group(1)
+    assert re.search(rf"(?m)^applier: dev1: shadow get (accepted|rejected) \(version "
+                     rf"\S+, token '{re.escape(token)}'\)$", log)
+    assert re.search(r"(?m)^applier: dev1: shadow delta \(version \d+, token ", log)
+    assert re.search(r"(?m)^applier: dev1: shadow update request \(token \S+, \d+ local "
+                     r"requests\)$", log)
+    assert re.search(r"(?m)^link: shadow (get|update) request to \$aws/things/dev1/shadow/"
+                     r"(get|update): mid \d+, No error\.$", log)
+    assert re.search(r"(?m)^applier: started '/bin/sh' \(pid \d+\)$", log)
+    assert "mauve-payload" not in log and "secret-argument" not in log
+

@@ -19,10 +19,34 @@ def test_endpoint(text, expected):
 
 
 @pytest.mark.parametrize("text", ["", "  ", "host:", "host:0", "host:99999", "host:x",
-                                  "two words", "[::1", "[::1]x", ":8883"])
+                                  "two words", "[::1", "[::1]x", ":8883", "host:\u0663",
+                                  "[nothost]:8883", "::1", "-host", "a..b", "x" * 64 + ".com"])
 def test_bad_endpoint(text):
     with pytest.raises(CertstoreError):
         parse_endpoint(text)
+
+
+@pytest.mark.parametrize("text,problem", [
+    ("https://abc-ats.iot.eu-west-1.amazonaws.com\n", "is a URL"),
+    ("mqtts://abc-ats.iot.eu-west-1.amazonaws.com:8883", "is a URL"),
+    ("abc-ats.iot.eu-west-1.amazonaws.com/mqtt", "holds a path"),
+    ("user@abc-ats.iot.eu-west-1.amazonaws.com", "holds a user name"),
+    ("abc-ats.iot.eu-west-1.amazonaws.com :443", "holds a space"),
+    ("abc-ats.iot.eu-west-1.amazonaws.com\nother.example.com\n", "holds 2 lines"),
+    ("\n \n", "is empty"),
+    ("host:70000", "the port is not a number from 1 to 65535"),
+    ("host_name.with space", "holds a space"),
+    ("caf\u00e9.example.com", "is not host or host:port"),
+])
+def test_a_bad_endpoint_names_its_problem(text, problem):
+    with pytest.raises(CertstoreError, match=problem):
+        parse_endpoint(text)
+
+
+def test_a_long_bad_endpoint_is_shown_shortened():
+    with pytest.raises(CertstoreError) as error:
+        parse_endpoint("https://" + "a" * 4000)
+    assert len(str(error.value)) < 200 and "..." in str(error.value)
 
 
 def add_cert(store, cert_id, mtime):

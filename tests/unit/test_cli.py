@@ -74,3 +74,60 @@ def test_defender_flags():
 def test_defender_errors(argv, message):
     with pytest.raises(ConfigError, match=message):
         parse(BASE + argv)
+
+
+@pytest.mark.parametrize("typo,hint", [
+    ("--messsages=/x", "; did you mean --messages?"),
+    ("--keepalve=30", "; did you mean --keepalive?"),
+    ("--message-concurency=/x:3", "; did you mean --message-concurrency?"),
+    ("-messages=/x", "; did you mean --messages?"),
+    ("--zzz", ""),
+    ("stray", ""),
+])
+def test_a_misspelled_flag_gets_the_closest_one(typo, hint):
+    with pytest.raises(ConfigError) as error:
+        parse(BASE + [typo])
+    assert str(error.value) == f"unrecognized arguments: {typo}{hint}"
+
+
+def test_several_misspelled_flags_each_get_theirs():
+    with pytest.raises(ConfigError) as error:
+        parse(BASE + ["--messsages=/x", "--keepalve", "3"])
+    assert str(error.value).endswith("; did you mean --messages (for --messsages), "
+                                     "--keepalive (for --keepalve)?")
+
+
+def help_text() -> str:
+    from chariotd.cli import build_parser
+    return build_parser().format_help()
+
+
+def test_help_lists_every_flag_with_repeatable_ones_marked():
+    import argparse
+
+    from chariotd.cli import MESSAGE_OPTIONS, build_parser
+    text = help_text()
+    actions = [a for a in build_parser()._actions if a.option_strings]
+    assert all(a.help and a.help != argparse.SUPPRESS for a in actions)
+    for name in MESSAGE_OPTIONS:  # the per-directory forms are listed too
+        assert f"--{name} DIR:VALUE" in text
+    repeatable = [a for a in actions if isinstance(a, argparse._AppendAction)]
+    assert len(repeatable) >= 15
+    assert all(a.help.endswith(" (repeatable)") and a.help.count("repeatable") == 1
+               for a in repeatable)
+    assert not [a for a in actions if "repeatable" in a.help and a not in repeatable]
+
+
+def test_help_ends_with_the_exit_statuses_and_the_examples():
+    from chariotd.cli import EXAMPLES
+    from chariotd.supervisor import EXIT_STATUSES
+    text = help_text()
+    assert text.startswith("usage: chariotd --clientid=ID --cacert=FILE --certstore=DIR")
+    tail = text[text.index("\nexit status:\n"):]
+    assert tail.index("examples:") > 0
+    for status in EXIT_STATUSES:
+        assert f"\n  {status}  " in tail
+    for _, command in EXAMPLES:
+        for line in command.split("\n"):
+            assert f"\n    {line}\n" in tail + "\n"  # commands as they are, to copy
+    assert max(len(line) for line in text.splitlines()) <= 80

@@ -89,3 +89,53 @@ def test_the_simulators_log_is_one_line_too(text):
     out = err.getvalue()
     assert out.endswith("\n") and out.count("\n") == 1
     assert not any(is_control(c) for c in out[:-1])
+
+
+def test_timestamps_only_on_a_terminal_and_never_under_journald():
+    at = record("connected", level=logging.INFO)
+    at.created = 1700000000.25
+    stamped = RoleFormatter("link", False, timestamps=True).format(at)
+    assert stamped == f"{log.stamp(at.created)} link: connected"
+    assert log.stamp(at.created).endswith(".250") and len(log.stamp(at.created)) == 23
+    assert RoleFormatter("link", False).format(at) == "link: connected"
+    assert RoleFormatter("link", True, timestamps=True).format(at) == "<6>link: connected"
+
+
+def test_setup_stamps_when_stderr_is_a_terminal(monkeypatch):
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    for stream, journal, stamped in ((Terminal(), "", True), (io.StringIO(), "", False),
+                                     (Terminal(), "8:1", False)):
+        monkeypatch.setattr(sys, "stderr", stream)
+        monkeypatch.setenv("JOURNAL_STREAM", journal)
+        log.setup("chariotd")
+        try:
+            logging.getLogger("chariotd.test").error("bad %s", "flag\n")
+        finally:
+            log.setup("chariotd")
+        line = stream.getvalue()
+        assert line.endswith("chariotd: error: bad flag\\n\n")
+        assert (line[:4].isdigit() and line[23:24] == " ") == stamped, line
+        assert line.startswith("<3>") == bool(journal)
+
+
+def test_debug_lines_cost_little_when_debug_is_off():
+    """The guard on the per-message path: with debug off a debug line costs one level
+    check, well under a microsecond (figures in the commit that added them)."""
+    import timeit
+
+    logger = logging.getLogger("chariotd.watchers.messages")
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.INFO)
+    try:
+        runs = 200_000
+        guarded = min(timeit.repeat(
+            lambda: logger.isEnabledFor(logging.DEBUG) and logger.debug(
+                "%s: publishing to %s, QoS %d (request %d)", "name", "t/x", 1, 7),
+            number=runs, repeat=3)) / runs
+    finally:
+        root.setLevel(level)
+    assert guarded < 2e-6, f"{guarded * 1e9:.0f} ns per message with debug off"
