@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 import os
+import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 
-from chariotd.services import definitions
+from chariotd.services import definitions, jsengine
 from chariotd.services.definitions import (
     JS_VALIDATE_REFUSED,
     DefinitionError,
@@ -213,47 +214,80 @@ def js(**changes) -> str:
     ({"timeout": "'10'"}, "timeout must be a positive number of seconds, not '10'"),
     ({"timeout": "true"}, "timeout must be a positive number of seconds, not True"),
     ({"timeout": "Infinity"}, "timeout must be a positive number of seconds, not inf"),
-    ({"validate": "'x'"}, "validate must be a function, not a string; use a .py definition"),
-    ({"validate": "null"}, "validate must be a function, not null; use a .py definition"),
+    ({"validate": "'x'"}, "validate must be a function, not a string"),
+    ({"validate": "null"}, "validate must be a function, not null"),
 ])
 def test_js_field_errors(tmp_path, changes, message):
     assert message in error_of(tmp_path, "a.js", js(**changes))
 
 
-@pytest.mark.parametrize("validate", [
+def remove_engine(monkeypatch):
+    """As on a device without `chariotd[js]`: importing the JavaScript engine fails."""
+    monkeypatch.setitem(sys.modules, jsengine.ENGINE_MODULE, None)
+    monkeypatch.setattr(jsengine, "_engine", None)
+
+
+@pytest.fixture
+def no_engine(monkeypatch):
+    remove_engine(monkeypatch)
+
+
+VALIDATES = [
     "function(cfg) { return cfg; }",
     "function check(cfg) { if (!cfg.a) throw new Error('no'); return cfg; }",
     "(cfg) => cfg",
     "cfg => ({ ...cfg, b: 1 })",
     "async function(cfg) { return cfg; }",
-])
-def test_js_validate_is_refused_clearly(tmp_path, validate):
+]
+SHORTHAND = ("module.exports = {\n  key: 'a', notifycmd: 'x', outfile: '/a', outformat: 'JSON',\n"
+             "  validate(cfg) {\n    return cfg;\n  },\n};\n")
+
+
+@pytest.mark.parametrize("validate", VALIDATES)
+def test_js_validate_without_the_engine_names_the_extra(tmp_path, validate, no_engine):
     assert error_of(tmp_path, "a.js", js(validate=validate)) == JS_VALIDATE_REFUSED
-    assert JS_VALIDATE_REFUSED == ("validate written in JavaScript cannot run; "
-                                   "use a .py definition")
+    assert JS_VALIDATE_REFUSED == ("validate written in JavaScript needs a JavaScript engine: "
+                                   "pip install 'chariotd[js]' (or use a .py definition)")
 
 
-def test_js_validate_method_shorthand_is_refused(tmp_path):
-    text = "module.exports = {\n  key: 'a', notifycmd: 'x', outfile: '/a', outformat: 'JSON',\n" \
-           "  validate(cfg) {\n    return cfg;\n  },\n};\n"
-    assert error_of(tmp_path, "a.js", text) == JS_VALIDATE_REFUSED
+@pytest.mark.parametrize("validate", VALIDATES)
+def test_js_validate_with_the_engine_loads(tmp_path, validate):
+    assert callable(load_text(tmp_path, "a.js", js(validate=validate)).validate)
 
 
-@pytest.mark.parametrize("text, message", [
+def test_js_validate_method_shorthand(tmp_path, monkeypatch):
+    assert load_text(tmp_path, "a.js", SHORTHAND).validate({"a": 1}) == {"a": 1}
+    remove_engine(monkeypatch)
+    assert error_of(tmp_path, "a.js", SHORTHAND) == JS_VALIDATE_REFUSED
+
+
+NEEDS = "; running it as JavaScript needs a JavaScript engine: pip install 'chariotd[js]'"
+
+
+@pytest.mark.parametrize("text, without_engine, with_engine", [
     ("const base = require('./base');\nmodule.exports = { key: 'a' };",
-     "expected `module.exports = { ... }`"),
-    ("module.exports = 'a';", "must be set to an object literal"),
-    ("module.exports = { key: 'a' };\nmodule.exports.b = 1;", "code after the exported object"),
-    ("module.exports = { key: 'a', notifycmd: 'x' + 'y' }", "not a plain object literal"),
-    ("module.exports = { key: 'a', notifycmd: `sv ${x}` }", "not a plain object literal"),
-    ("module.exports = { key: 'a', other: () => 1 }", "other: JavaScript functions cannot run"),
-    ("module.exports = { key: 'a'", "not closed"),
-    ("module.exports = { key: 'a }", "unterminated string"),
-    ("/* unterminated comment", "unterminated /* comment"),
-    ("", "expected `module.exports = { ... }`"),
+     "expected `module.exports = { ... }`",
+     'running it failed: Error: require("./base") is not available'),
+    ("module.exports = 'a';", "must be set to an object literal",
+     "running it failed: TypeError: module.exports must be an object, not string"),
+    ("module.exports = { key: 'a' };\nmodule.exports.b = 1;",
+     "code after the exported object", "missing key 'notifycmd'"),
+    ("module.exports = { key: 'a', notifycmd: 'x' + 'y' }", "not a plain object literal",
+     "missing key 'outfile'"),
+    ("module.exports = { key: 'a', notifycmd: `sv ${x}` }", "not a plain object literal",
+     "running it failed: ReferenceError: x is not defined"),
+    ("module.exports = { key: 'a', other: () => 1 }", "other: JavaScript functions, not data",
+     "missing key 'notifycmd'"),
+    ("module.exports = { key: 'a'", "not closed", "running it failed: SyntaxError"),
+    ("module.exports = { key: 'a }", "unterminated string", "running it failed: SyntaxError"),
+    ("/* unterminated comment", "unterminated /* comment", "running it failed: SyntaxError"),
+    ("", "expected `module.exports = { ... }`", "missing key 'key'"),
 ])
-def test_js_module_errors(tmp_path, text, message):
-    assert message in error_of(tmp_path, "a.js", text)
+def test_js_module_errors(tmp_path, monkeypatch, text, without_engine, with_engine):
+    assert with_engine in error_of(tmp_path, "a.js", text)
+    remove_engine(monkeypatch)
+    message = error_of(tmp_path, "a.js", text)
+    assert without_engine in message and message.endswith(NEEDS)
 
 
 @pytest.mark.parametrize("text, message", [
@@ -302,7 +336,7 @@ def test_file_errors(tmp_path):
 
 # ---------------------------------------------------------------- directories
 
-def test_directory_skips_bad_files_and_loads_the_rest(tmp_path):
+def test_directory_skips_bad_files_and_loads_the_rest(tmp_path, no_engine):
     (tmp_path / "a.js").write_text(README_EXAMPLE)
     (tmp_path / "b.js").write_text(js(validate="(cfg) => cfg"))
     (tmp_path / "c.json").write_text('{"key": "c"}')
