@@ -26,6 +26,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import re
 from typing import Any, Dict, Optional, Tuple
 
 from chariotd.formats import FormatError
@@ -80,6 +81,12 @@ _SHIM = r"""
 """
 
 
+# `Function(...)` puts its parameter list on two lines before the source, so a
+# SyntaxError's first `<input>:LINE:COLUMN` is LINE - 2 in the file.
+_HEADER_LINES = 2
+_SYNTAX_WHERE = re.compile(r"^\s*at <input>:(\d+):\d+$", re.MULTILINE)
+
+
 class EngineMissing(RuntimeError):
     """No JavaScript engine is installed; the message names the extra to install."""
 
@@ -110,8 +117,8 @@ def available() -> bool:
     return True
 
 
-def _message(error: BaseException) -> str:
-    """One line saying why an evaluation failed."""
+def _message(error: BaseException, lines: int) -> str:
+    """One line saying why an evaluation failed (LINES: the source's line count)."""
     text = str(error).strip()
     first = text.splitlines()[0] if text else ""
     if first.startswith("InternalError: interrupted"):
@@ -120,6 +127,11 @@ def _message(error: BaseException) -> str:
         return f"stopped at its memory limit of {MEMORY_LIMIT >> 20} MiB"
     if type(error).__name__ == "StackOverflow" or "call stack size exceeded" in first:
         return f"stopped at its stack limit of {STACK_LIMIT >> 10} KiB"
+    if first.startswith("SyntaxError"):  # only the module's source is parsed at run time
+        where = _SYNTAX_WHERE.search(text)
+        if where:
+            line = int(where.group(1)) - _HEADER_LINES  # past the end: at the end
+            first += f" (line {min(max(1, line), lines)})"
     if first in ("", "null"):
         # QuickJS throws null when memory runs out while it reports running out.
         return (f"failed with no error value: `throw null`, or stopped at its memory "
@@ -145,7 +157,7 @@ def _evaluate(source: str, path: str, member: Optional[str] = None,
             context.set("__chariotd_input", json.dumps(value, allow_nan=False))
         result = context.eval(_SHIM)
     except Exception as error:  # JSException, StackOverflow, or the binding's own
-        raise JSError(_message(error)) from None
+        raise JSError(_message(error, source.count("\n") + 1)) from None
     finally:
         del context  # the runtime and everything in it go now, not at the next gc
     if not isinstance(result, str):  # pragma: no cover - the shim returns a string

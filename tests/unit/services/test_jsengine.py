@@ -294,6 +294,17 @@ def test_module_failures_are_definition_errors(tmp_path, text, message):
         load_file(path)
 
 
+@pytest.mark.parametrize("text, message", [
+    ("module.exports = {\n  key: 'a',\n  notifycmd: 'x' 'y',\n};\n",
+     "SyntaxError: Unexpected string (line 3)"),
+    ("\n\nmodule.exports = { key: 'x', ", "SyntaxError: expecting ';' (line 3)"),
+])
+def test_a_syntax_error_names_its_line(tmp_path, text, message):
+    with pytest.raises(DefinitionError) as info:
+        module(tmp_path, text)
+    assert str(info.value) == "running it failed: " + message
+
+
 def test_no_thread_is_started(tmp_path):
     before = threading.active_count()
     module(tmp_path, ORIGINAL_STYLE, "firmware.js").validate({"channel": "beta"})
