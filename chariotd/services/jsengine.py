@@ -8,8 +8,8 @@ of a function of `exports, require, module, __filename, __dirname`, as Node runs
 functions (no `std`/`os` module is registered and no host function is added), and
 pending jobs (Promises) are never run.
 
-Every evaluation gets a new runtime with its own limits (TIME_LIMIT seconds, MEMORY_LIMIT
-bytes, STACK_LIMIT bytes of JavaScript stack) and is dropped afterwards: loading the
+Every evaluation gets a new runtime with its own limits (TIME_LIMIT seconds of CPU time,
+MEMORY_LIMIT bytes, STACK_LIMIT bytes of JavaScript stack) and is dropped afterwards: loading the
 definition, and each call of a function member, which evaluates the module again and
 then calls the function with the value passed as JSON and its result read back as
 JSON. So nothing is kept between calls (no state in closures, no garbage piling up
@@ -32,7 +32,7 @@ from typing import Any, Dict, Optional, Tuple
 from chariotd.formats import FormatError
 from chariotd.formats.json import load as load_json
 
-TIME_LIMIT = 1.0  # seconds of one evaluation: the applier's loop waits for it
+TIME_LIMIT = 1.0  # CPU seconds of one evaluation (QuickJS counts clock()); the loop waits
 MEMORY_LIMIT = 16 << 20  # bytes of one runtime
 STACK_LIMIT = 256 << 10  # bytes of JavaScript stack (well inside the thread's C stack)
 MESSAGE_LIMIT = 300  # characters of an exception's message kept for the log line
@@ -122,7 +122,7 @@ def _message(error: BaseException, lines: int) -> str:
     text = str(error).strip()
     first = text.splitlines()[0] if text else ""
     if first.startswith("InternalError: interrupted"):
-        return f"stopped after its time limit of {TIME_LIMIT:g} s"
+        return f"stopped after its time limit of {TIME_LIMIT:g} s (CPU)"
     if first.startswith("InternalError: out of memory"):
         return f"stopped at its memory limit of {MEMORY_LIMIT >> 20} MiB"
     if type(error).__name__ == "StackOverflow" or "call stack size exceeded" in first:

@@ -1,13 +1,12 @@
 from __future__ import annotations
 
 import os
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 
-from chariotd.services import definitions, jsengine
+from chariotd.services import definitions
 from chariotd.services.definitions import (
     JS_VALIDATE_REFUSED,
     DefinitionError,
@@ -221,17 +220,6 @@ def test_js_field_errors(tmp_path, changes, message):
     assert message in error_of(tmp_path, "a.js", js(**changes))
 
 
-def remove_engine(monkeypatch):
-    """As on a device without `chariotd[js]`: importing the JavaScript engine fails."""
-    monkeypatch.setitem(sys.modules, jsengine.ENGINE_MODULE, None)
-    monkeypatch.setattr(jsengine, "_engine", None)
-
-
-@pytest.fixture
-def no_engine(monkeypatch):
-    remove_engine(monkeypatch)
-
-
 VALIDATES = [
     "function(cfg) { return cfg; }",
     "function check(cfg) { if (!cfg.a) throw new Error('no'); return cfg; }",
@@ -255,16 +243,18 @@ def test_js_validate_with_the_engine_loads(tmp_path, validate):
     assert callable(load_text(tmp_path, "a.js", js(validate=validate)).validate)
 
 
-def test_js_validate_method_shorthand(tmp_path, monkeypatch):
+def test_js_validate_method_shorthand(tmp_path):
     assert load_text(tmp_path, "a.js", SHORTHAND).validate({"a": 1}) == {"a": 1}
-    remove_engine(monkeypatch)
+
+
+def test_js_validate_method_shorthand_without_the_engine(tmp_path, no_engine):
     assert error_of(tmp_path, "a.js", SHORTHAND) == JS_VALIDATE_REFUSED
 
 
 NEEDS = "; running it as JavaScript needs a JavaScript engine: pip install 'chariotd[js]'"
 
 
-@pytest.mark.parametrize("text, without_engine, with_engine", [
+MODULE_ERRORS = [
     ("const base = require('./base');\nmodule.exports = { key: 'a' };",
      "expected `module.exports = { ... }`",
      'running it failed: Error: require("./base") is not available'),
@@ -282,10 +272,17 @@ NEEDS = "; running it as JavaScript needs a JavaScript engine: pip install 'char
     ("module.exports = { key: 'a }", "unterminated string", "running it failed: SyntaxError"),
     ("/* unterminated comment", "unterminated /* comment", "running it failed: SyntaxError"),
     ("", "expected `module.exports = { ... }`", "missing key 'key'"),
-])
-def test_js_module_errors(tmp_path, monkeypatch, text, without_engine, with_engine):
+]
+
+
+@pytest.mark.parametrize("text, without_engine, with_engine", MODULE_ERRORS)
+def test_js_module_errors(tmp_path, text, without_engine, with_engine):
     assert with_engine in error_of(tmp_path, "a.js", text)
-    remove_engine(monkeypatch)
+
+
+@pytest.mark.parametrize("text, without_engine, with_engine", MODULE_ERRORS)
+def test_js_module_errors_without_the_engine(tmp_path, no_engine, text, without_engine,
+                                             with_engine):
     message = error_of(tmp_path, "a.js", text)
     assert without_engine in message and message.endswith(NEEDS)
 

@@ -4,7 +4,6 @@ memory and stack limit, no host function, and a failure is a refused change."""
 
 from __future__ import annotations
 
-import sys
 import textwrap
 import threading
 import time
@@ -67,13 +66,6 @@ def refusal(tmp_path: Path, validate: str, value=None) -> str:
     with pytest.raises(jsengine.JSError) as info:
         definition(tmp_path, validate).validate({} if value is None else value)
     return str(info.value)
-
-
-@pytest.fixture
-def no_engine(monkeypatch):
-    """As on a device without `chariotd[js]`: importing the engine fails."""
-    monkeypatch.setitem(sys.modules, jsengine.ENGINE_MODULE, None)
-    monkeypatch.setattr(jsengine, "_engine", None)
 
 
 # ---------------------------------------------------------------- the original's style
@@ -195,12 +187,27 @@ def test_a_throw_is_one_line(tmp_path):
 
 # ---------------------------------------------------------------- limits
 
+class Stopwatch:
+    """CPU and wall seconds of a block. The engine's limit is CPU time (C `clock()`), so
+    a loop stops after TIME_LIMIT of CPU; wall time is longer on a busy machine."""
+
+    def __enter__(self):
+        self.cpu, self.wall = time.process_time(), time.monotonic()
+        return self
+
+    def __exit__(self, *exc):
+        self.cpu, self.wall = time.process_time() - self.cpu, time.monotonic() - self.wall
+
+    def within_limit(self) -> bool:
+        return self.cpu < jsengine.TIME_LIMIT + 0.3 and self.wall < 10 * jsengine.TIME_LIMIT
+
+
 def test_an_endless_loop_is_stopped_within_the_time_limit(tmp_path):
     d = definition(tmp_path, "c => { for (;;) {} }")
-    started = time.monotonic()
-    with pytest.raises(jsengine.JSError, match=r"stopped after its time limit of 1 s$"):
+    stopped = r"stopped after its time limit of 1 s \(CPU\)$"
+    with Stopwatch() as took, pytest.raises(jsengine.JSError, match=stopped):
         d.validate({})
-    assert time.monotonic() - started < jsengine.TIME_LIMIT + 0.5
+    assert took.within_limit() and took.cpu >= jsengine.TIME_LIMIT - 0.05
 
 
 @pytest.mark.parametrize("body", [
@@ -209,9 +216,9 @@ def test_an_endless_loop_is_stopped_within_the_time_limit(tmp_path):
     "c => [3, 2, 1].sort(() => { for (;;) {} })",  # inside a builtin's callback
 ])
 def test_loops_that_try_to_escape_are_stopped_too(tmp_path, body):
-    started = time.monotonic()
-    assert "time limit" in refusal(tmp_path, body)
-    assert time.monotonic() - started < jsengine.TIME_LIMIT + 0.5
+    with Stopwatch() as took:
+        message = refusal(tmp_path, body)
+    assert "time limit" in message and took.within_limit()
 
 
 def test_a_loop_in_the_module_itself_fails_the_load(tmp_path):
