@@ -2,9 +2,10 @@
 
 Three file kinds (README "Service definitions", EXTENSIONS E):
 
-- `*.js`: the original's CommonJS form, `module.exports = { ... }` with an object
-  literal, read as data (see `jsmodule`); a `validate` written in JavaScript
-  cannot run, so such a definition is refused.
+- `*.js`: the original's CommonJS form. `module.exports = { ... }` with an object
+  literal is read as data (see `jsmodule`); anything else (a `validate` written in
+  JavaScript, expressions, code around the export) is run in the embedded engine
+  of the `js` extra (see `jsengine`), and refused, naming the extra, without it.
 - `*.py`: the same names at module level (`key = 'firmware'`, `def validate(cfg):`),
   run once at load time; they are trusted local configuration.
 - `*.json`: the plain object.
@@ -36,7 +37,8 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from .. import formats
 from ..formats.json import load as load_json
-from .jsmodule import JSModuleError, read_exported_object
+from . import jsengine
+from .jsmodule import JSModuleError, function_keys, read_exported_object
 
 DEFAULT_INFORMAT = "JSON"
 DEFAULT_TIMEOUT = 10.0
@@ -48,7 +50,8 @@ OPTIONAL = ("informat", "outkeys", "notifykeys", "initialnotify", "validate",
             "ephemeraldata", "timeout")
 KNOWN_KEYS = REQUIRED + REQUIRED_UNLESS_EPHEMERAL + OPTIONAL
 
-JS_VALIDATE_REFUSED = "validate written in JavaScript cannot run; use a .py definition"
+JS_VALIDATE_REFUSED = ("validate written in JavaScript needs a JavaScript engine: "
+                       f"{jsengine.EXTRA} (or use a .py definition)")
 
 
 class DefinitionError(ValueError):
@@ -123,6 +126,8 @@ def _type_name(value: Any) -> str:
         return "an array"
     if isinstance(value, dict):
         return "an object"
+    if callable(value):
+        return "a function"
     return f"a {type(value).__name__}"
 
 
@@ -294,17 +299,22 @@ def _read_at_most(fd: int, limit: int) -> bytes:
 
 # ---------------------------------------------------------------- reading files
 
-def _fields_from_js(text: str) -> Dict[str, Any]:
+def _fields_from_js(text: str, path: str) -> Dict[str, Any]:
+    """The members a .js definition exports: read as data when it is a plain object
+    literal (no engine needed), else from running it in the JavaScript engine."""
     try:
-        fields = read_exported_object(text)
+        return read_exported_object(text)
     except JSModuleError as e:
-        if "validate" in e.function_keys:
+        unread = e
+    try:
+        fields, _ = jsengine.load_module(text, path)
+    except jsengine.EngineMissing:
+        if "validate" in (unread.function_keys or function_keys(text)):
             raise DefinitionError(JS_VALIDATE_REFUSED) from None
-        raise DefinitionError(str(e)) from None
-    if "validate" in fields:
-        # json5 read it, so it is plain data, not a function.
-        raise DefinitionError(f"validate must be a function, not {_type_name(fields['validate'])}"
-                              "; use a .py definition")
+        raise DefinitionError(f"{unread}; running it as JavaScript needs a JavaScript "
+                              f"engine: {jsengine.EXTRA}") from None
+    except jsengine.JSError as e:
+        raise DefinitionError(f"running it failed: {e}") from None
     return fields
 
 
@@ -360,7 +370,7 @@ def _load_at(dir_fd: int, name: str, path: str) -> ServiceDefinition:
     text = _read_trusted(dir_fd, name)
     suffix = os.path.splitext(path)[1]
     if suffix == ".js":
-        return definition_from_fields(_fields_from_js(text), path)
+        return definition_from_fields(_fields_from_js(text, path), path)
     if suffix == ".json":
         return definition_from_fields(_fields_from_json(text), path)
     return definition_from_fields(_fields_from_py(text, path), path, report_unknown=False)

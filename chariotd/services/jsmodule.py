@@ -4,7 +4,8 @@ The original chariotd's service definitions are CommonJS modules. Those that
 export an object literal (unquoted keys, single quotes, trailing commas and
 comments allowed, an optional `'use strict';` first) are read here with json5.
 Anything that needs a JavaScript engine (functions, expressions, `require`,
-code around the export) is refused with JSModuleError.
+code around the export) raises JSModuleError here; the caller then runs the
+module in the engine (`jsengine`) when it is installed.
 """
 
 from __future__ import annotations
@@ -139,8 +140,8 @@ def read_exported_object(text: str) -> dict:
     except ValueError as e:
         functions = tuple(function_keys(object_text))
         if functions:
-            raise JSModuleError(f"{', '.join(functions)}: JavaScript functions cannot run "
-                                "here", functions) from None
+            raise JSModuleError(f"{', '.join(functions)}: JavaScript functions, not data",
+                                functions) from None
         raise JSModuleError(f"the exported object is not a plain object literal: {e}") from None
     if deeper_than(value, MAX_DEPTH):  # the one limit of chariotd.shadow.values
         raise JSModuleError(f"the exported object is nested deeper than {MAX_DEPTH} levels")

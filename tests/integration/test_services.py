@@ -232,6 +232,7 @@ def test_bad_definitions_are_skipped_and_the_rest_runs(daemons, device, tmp_path
     (device.svcs / "broken.js").write_text("module.exports = { key: 'x', ")
     (device.svcs / "nokey.json").write_text(json.dumps({"notifycmd": "true"}))
     (device.svcs / "jsvalidate.js").write_text(
+        "const fs = require('fs');\n"  # refused by the engine, or names the extra
         "module.exports = { key: 'v', notifycmd: 'true', outfile: '/tmp/v', "
         "outformat: 'JSON', validate: function(c) { return c; } }")
     daemon = start(daemons, device, tmp_path)

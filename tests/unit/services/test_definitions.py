@@ -213,47 +213,78 @@ def js(**changes) -> str:
     ({"timeout": "'10'"}, "timeout must be a positive number of seconds, not '10'"),
     ({"timeout": "true"}, "timeout must be a positive number of seconds, not True"),
     ({"timeout": "Infinity"}, "timeout must be a positive number of seconds, not inf"),
-    ({"validate": "'x'"}, "validate must be a function, not a string; use a .py definition"),
-    ({"validate": "null"}, "validate must be a function, not null; use a .py definition"),
+    ({"validate": "'x'"}, "validate must be a function, not a string"),
+    ({"validate": "null"}, "validate must be a function, not null"),
 ])
 def test_js_field_errors(tmp_path, changes, message):
     assert message in error_of(tmp_path, "a.js", js(**changes))
 
 
-@pytest.mark.parametrize("validate", [
+VALIDATES = [
     "function(cfg) { return cfg; }",
     "function check(cfg) { if (!cfg.a) throw new Error('no'); return cfg; }",
     "(cfg) => cfg",
     "cfg => ({ ...cfg, b: 1 })",
     "async function(cfg) { return cfg; }",
-])
-def test_js_validate_is_refused_clearly(tmp_path, validate):
+]
+SHORTHAND = ("module.exports = {\n  key: 'a', notifycmd: 'x', outfile: '/a', outformat: 'JSON',\n"
+             "  validate(cfg) {\n    return cfg;\n  },\n};\n")
+
+
+@pytest.mark.parametrize("validate", VALIDATES)
+def test_js_validate_without_the_engine_names_the_extra(tmp_path, validate, no_engine):
     assert error_of(tmp_path, "a.js", js(validate=validate)) == JS_VALIDATE_REFUSED
-    assert JS_VALIDATE_REFUSED == ("validate written in JavaScript cannot run; "
-                                   "use a .py definition")
+    assert JS_VALIDATE_REFUSED == ("validate written in JavaScript needs a JavaScript engine: "
+                                   "pip install 'chariotd[js]' (or use a .py definition)")
 
 
-def test_js_validate_method_shorthand_is_refused(tmp_path):
-    text = "module.exports = {\n  key: 'a', notifycmd: 'x', outfile: '/a', outformat: 'JSON',\n" \
-           "  validate(cfg) {\n    return cfg;\n  },\n};\n"
-    assert error_of(tmp_path, "a.js", text) == JS_VALIDATE_REFUSED
+@pytest.mark.parametrize("validate", VALIDATES)
+def test_js_validate_with_the_engine_loads(tmp_path, validate):
+    assert callable(load_text(tmp_path, "a.js", js(validate=validate)).validate)
 
 
-@pytest.mark.parametrize("text, message", [
+def test_js_validate_method_shorthand(tmp_path):
+    assert load_text(tmp_path, "a.js", SHORTHAND).validate({"a": 1}) == {"a": 1}
+
+
+def test_js_validate_method_shorthand_without_the_engine(tmp_path, no_engine):
+    assert error_of(tmp_path, "a.js", SHORTHAND) == JS_VALIDATE_REFUSED
+
+
+NEEDS = "; running it as JavaScript needs a JavaScript engine: pip install 'chariotd[js]'"
+
+
+MODULE_ERRORS = [
     ("const base = require('./base');\nmodule.exports = { key: 'a' };",
-     "expected `module.exports = { ... }`"),
-    ("module.exports = 'a';", "must be set to an object literal"),
-    ("module.exports = { key: 'a' };\nmodule.exports.b = 1;", "code after the exported object"),
-    ("module.exports = { key: 'a', notifycmd: 'x' + 'y' }", "not a plain object literal"),
-    ("module.exports = { key: 'a', notifycmd: `sv ${x}` }", "not a plain object literal"),
-    ("module.exports = { key: 'a', other: () => 1 }", "other: JavaScript functions cannot run"),
-    ("module.exports = { key: 'a'", "not closed"),
-    ("module.exports = { key: 'a }", "unterminated string"),
-    ("/* unterminated comment", "unterminated /* comment"),
-    ("", "expected `module.exports = { ... }`"),
-])
-def test_js_module_errors(tmp_path, text, message):
-    assert message in error_of(tmp_path, "a.js", text)
+     "expected `module.exports = { ... }`",
+     'running it failed: Error: require("./base") is not available'),
+    ("module.exports = 'a';", "must be set to an object literal",
+     "running it failed: TypeError: module.exports must be an object, not string"),
+    ("module.exports = { key: 'a' };\nmodule.exports.b = 1;",
+     "code after the exported object", "missing key 'notifycmd'"),
+    ("module.exports = { key: 'a', notifycmd: 'x' + 'y' }", "not a plain object literal",
+     "missing key 'outfile'"),
+    ("module.exports = { key: 'a', notifycmd: `sv ${x}` }", "not a plain object literal",
+     "running it failed: ReferenceError: x is not defined"),
+    ("module.exports = { key: 'a', other: () => 1 }", "other: JavaScript functions, not data",
+     "missing key 'notifycmd'"),
+    ("module.exports = { key: 'a'", "not closed", "running it failed: SyntaxError"),
+    ("module.exports = { key: 'a }", "unterminated string", "running it failed: SyntaxError"),
+    ("/* unterminated comment", "unterminated /* comment", "running it failed: SyntaxError"),
+    ("", "expected `module.exports = { ... }`", "missing key 'key'"),
+]
+
+
+@pytest.mark.parametrize("text, without_engine, with_engine", MODULE_ERRORS)
+def test_js_module_errors(tmp_path, text, without_engine, with_engine):
+    assert with_engine in error_of(tmp_path, "a.js", text)
+
+
+@pytest.mark.parametrize("text, without_engine, with_engine", MODULE_ERRORS)
+def test_js_module_errors_without_the_engine(tmp_path, no_engine, text, without_engine,
+                                             with_engine):
+    message = error_of(tmp_path, "a.js", text)
+    assert without_engine in message and message.endswith(NEEDS)
 
 
 @pytest.mark.parametrize("text, message", [
@@ -302,7 +333,7 @@ def test_file_errors(tmp_path):
 
 # ---------------------------------------------------------------- directories
 
-def test_directory_skips_bad_files_and_loads_the_rest(tmp_path):
+def test_directory_skips_bad_files_and_loads_the_rest(tmp_path, no_engine):
     (tmp_path / "a.js").write_text(README_EXAMPLE)
     (tmp_path / "b.js").write_text(js(validate="(cfg) => cfg"))
     (tmp_path / "c.json").write_text('{"key": "c"}')
