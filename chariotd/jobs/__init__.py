@@ -7,4 +7,5 @@
 - handlers: which handler may run (the trust rule of chariotd/trust.py)
 - state: the crash-safe record of the running execution and its work directory
 - runner: one handler process: start, output tails, progress, timeout, stop
+- thing: one thing's machine carried out in the loop: record, handlers, publishes, timers
 """

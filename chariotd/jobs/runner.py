@@ -24,6 +24,7 @@ import os
 import pwd
 import signal
 import subprocess
+import time
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence
 
@@ -190,13 +191,27 @@ class HandlerRun:
         self.timers.append(self.loop.call_later(self.grace,
                                                 lambda: self._signal_group(signal.SIGKILL)))
 
-    def kill(self) -> None:
-        """At the role's exit: SIGKILL to the group and reap, without waiting for
-        output or calling on_exit."""
-        if not self.done:
-            self._signal_group(signal.SIGKILL)
-            self.process.wait()
-            self._close()
+    def _leader_exited(self) -> bool:
+        """Whether the leader has exited, without reaping it (it keeps its pid)."""
+        try:
+            return os.waitid(os.P_PID, self.pid,
+                             os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+        except ChildProcessError:
+            return True
+
+    def stop_and_wait(self) -> None:
+        """At the role's exit, the loop no longer running: SIGTERM to the group, SIGKILL
+        to what is left of it once the leader exits or the grace is over, then reap;
+        on_exit is not called (the record stays for the next start to report)."""
+        if self.done:
+            return
+        self._signal_group(signal.SIGTERM)
+        deadline = time.monotonic() + self.grace
+        while not self._leader_exited() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self._signal_group(signal.SIGKILL)
+        self.process.wait()
+        self._close()
 
     # -- the exit -----------------------------------------------------------------------------
     def _exited(self) -> None:
