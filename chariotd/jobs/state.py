@@ -13,7 +13,9 @@ directory are removed only after the cloud accepted the final update. So after a
 crash, a restart or a reboot, `recover` finds either the outcome to send again (the
 same one, never a different one) or a handler that was running: its final result from
 result.json when it wrote one (how a reboot handler reports success), else FAILED
-"interrupted". A handler is never run twice by surprise.
+"interrupted". A handler is never run twice by surprise. Once the handler runs, the
+record also names it (boot id, pid, start time): a handler that outlived a crash of
+the role is still its group's leader then, and its group is killed before the report.
 
 The state directory is 0711, not 0700: a step with runAsUser must reach its own work
 directory (0700, its owner) inside; nothing in the state directory can be listed, and
@@ -27,6 +29,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import stat
 from dataclasses import dataclass, replace
 from typing import List, Optional, Tuple
@@ -55,6 +58,7 @@ class Record:
     step: int = 0  # index in JobDocument.all_steps of the step running
     phase: str = RUNNING
     outcome: Optional[Outcome] = None  # set in phase REPORTING
+    handler: Optional[Tuple[str, int, int]] = None  # (boot id, pid, start time) once it runs
 
     def reporting(self, outcome: Outcome) -> "Record":
         return replace(self, phase=REPORTING, outcome=outcome)
@@ -62,6 +66,8 @@ class Record:
     def to_bytes(self) -> bytes:
         value = {"jobId": self.job_id, "executionNumber": self.execution_number,
                  "versionNumber": self.version, "step": self.step, "phase": self.phase}
+        if self.handler is not None:
+            value["handler"] = list(self.handler)
         if self.outcome is not None:
             value["status"] = self.outcome.status
             value["statusDetails"] = self.outcome.details
@@ -90,7 +96,54 @@ class Record:
             if status not in FINAL or not isinstance(details, dict):
                 raise FormatError("no final status")
             outcome = Outcome(status, limited(details))
-        return cls(job_id, number, version, step, phase, outcome)
+        handler = value.get("handler")
+        if handler is not None:
+            if not (isinstance(handler, list) and len(handler) == 3
+                    and isinstance(handler[0], str)
+                    and all(isinstance(n, int) and not isinstance(n, bool) and n > 0
+                            for n in handler[1:])):
+                raise FormatError("handler is not [boot id, pid, start time]")
+            handler = tuple(handler)
+        return cls(job_id, number, version, step, phase, outcome, handler)
+
+
+def boot_id() -> str:
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def start_time(pid: int) -> Optional[int]:
+    """When process PID started (clock ticks since boot), None when there is none."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        return int(fields[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def handler_identity(pid: int) -> Optional[Tuple[str, int, int]]:
+    """What tells handler PID apart from any later process that reuses the number."""
+    started = start_time(pid)
+    return None if started is None else (boot_id(), pid, started)
+
+
+def kill_leftover_group(identity: Tuple[str, int, int]) -> bool:
+    """SIGKILL to the process group of the handler IDENTITY names, when that very
+    process (same boot, same pid, same start time) still leads it; True when sent.
+    After a crash of the role its handler may live on; a group whose leader is gone
+    is left alone (its number may belong to someone else by now)."""
+    boot, pid, started = identity
+    if not boot or boot != boot_id() or start_time(pid) != started:
+        return False
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
 
 
 def state_dir_problem(path: str) -> Optional[str]:
@@ -210,6 +263,10 @@ class ExecutionState:
             self.remove_work()
             return None
         if record.phase == RUNNING:
+            if record.handler is not None and kill_leftover_group(record.handler):
+                log.warning("%s: job %s: its handler (pid %d) outlived the daemon; its "
+                            "process group was killed", self.thing, record.job_id,
+                            record.handler[1])
             notes: List[str] = []
             outcome = interrupted_outcome(self.handler_result(notes))
             for note in notes:

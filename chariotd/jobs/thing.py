@@ -11,6 +11,7 @@ runAsUser, a refused argument) is a failed step with that reason.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Callable, List, Optional
 
 from chariotd.jobs import machine as m
@@ -18,7 +19,7 @@ from chariotd.jobs import wire
 from chariotd.jobs.details import IN_PROGRESS, StepResult
 from chariotd.jobs.runner import (STOP_GRACE, HandlerRun, StepRefused, account, step_argv,
                                   step_environment)
-from chariotd.jobs.state import ExecutionState
+from chariotd.jobs.state import ExecutionState, Record, handler_identity
 from chariotd.loop import Loop
 from chariotd.spawn import CannotStart
 
@@ -40,6 +41,7 @@ class ThingWorker:
         self.handler: Optional[HandlerRun] = None
         self.timer = None
         self.last_notes: List[str] = []
+        self.record: Optional[Record] = None  # as last written
 
     # -- events in --------------------------------------------------------------------------
     def start(self) -> None:
@@ -74,6 +76,7 @@ class ThingWorker:
             if isinstance(action, m.Publish):
                 self.publish(action.topic, action.payload)
             elif isinstance(action, m.WriteRecord):
+                self.record = action.record
                 try:
                     self.state.write(action.record)
                 except OSError as error:
@@ -128,6 +131,14 @@ class ThingWorker:
             return
         log.info("%s: job %s: step %s started (pid %d, time limit %g s)", self.thing,
                  action.job_id, step.name, self.handler.pid, action.timeout)
+        identity = handler_identity(self.handler.pid)
+        if self.record is not None and identity is not None:
+            self.record = replace(self.record, handler=identity)
+            try:  # lets the next start kill what a crash left running
+                self.state.write(self.record)
+            except OSError as error:
+                log.warning("%s: job %s: handler pid not recorded: %s", self.thing,
+                            action.job_id, error.strerror or error)
 
     def _not_started(self, reason: str) -> None:
         log.warning("%s: job step not started: %s", self.thing, reason)

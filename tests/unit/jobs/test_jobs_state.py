@@ -104,3 +104,25 @@ def test_remove_takes_record_and_work(state):
     state.remove()
     assert not os.path.exists(state.record_path) and not os.path.exists(state.work_dir)
     assert os.path.exists("/etc/passwd")
+
+
+def test_a_handler_that_outlived_a_crash_is_killed_at_recovery(state):
+    import subprocess
+    from chariotd.jobs.state import handler_identity
+    leader = subprocess.Popen(["/bin/sh", "-c", "trap '' TERM; sleep 300 & wait"],
+                              start_new_session=True)
+    try:
+        identity = handler_identity(leader.pid)
+        state.write(Record("j", 1, 1, handler=identity))
+        record = state.recover()
+        assert record.outcome.details == {"reason": "interrupted"}
+        assert leader.wait(timeout=5) == -9
+    finally:
+        if leader.poll() is None:
+            leader.kill()
+            leader.wait()
+    # a record naming a process that is gone, or the same pid started later, kills nothing
+    stale = (identity[0], identity[1], identity[2] - 1)
+    state.write(Record("j", 1, 1, handler=stale))
+    assert state.recover().outcome.status == FAILED
+    assert handler_identity(os.getpid())[1] == os.getpid()
