@@ -171,6 +171,14 @@ class ThingJobs:
         self._lost()
         return []
 
+    def publish_failed(self, now: float) -> List[object]:
+        """The link could not publish the request in flight: sent again after a backoff
+        (or after the next connect)."""
+        if self.inflight is not None:
+            self._lost()
+            self._back_off(now)
+        return self._pump(now)
+
     def recovered(self, record: Record, now: float) -> List[object]:
         """At start, a record found by ExecutionState.recover (phase reporting)."""
         self._enter(REPORTING, IDLE)

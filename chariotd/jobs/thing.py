@@ -58,6 +58,9 @@ class ThingWorker:
     def link_down(self) -> None:
         self.carry(self.jobs.link_down())
 
+    def publish_failed(self) -> None:
+        self.carry(self.jobs.publish_failed(self.loop.clock()))
+
     def message(self, topic: str, payload: bytes) -> bool:
         """A message on one of wire.subscriptions(thing); False when not ours."""
         try:

@@ -339,3 +339,14 @@ def test_a_refused_describe_is_not_asked_again_at_once():
     actions = d.reply(f"{P}/j1/get/rejected", {"code": "InvalidRequest"})
     assert d.published() == [] and d.m.state == RUNNING
     assert actions == [] or all(isinstance(a, Wake) for a in actions)
+
+
+def test_a_failed_publish_is_sent_again_after_a_backoff():
+    d = Driver()
+    d.start()
+    d.exit(StepResult(exit_status=0))
+    d.do(d.m.publish_failed(d.now))
+    assert d.actions == [Wake(d.now + 1)]
+    d.now += 1
+    d.do(d.m.tick(d.now))
+    assert d.last()[1]["status"] == SUCCEEDED
