@@ -15,9 +15,9 @@ import os
 import stat
 from typing import Optional
 
-from chariotd import trust
+from chariotd.kernel import trust
 from chariotd.jobs.document import handler_name_problem
-from chariotd.safe_open import kind_of
+from chariotd.kernel.safe_open import kind_of
 
 BECAUSE = "a job handler runs as root"
 EXECUTE_BITS = stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH

@@ -28,12 +28,12 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence
 
-from chariotd import deathsig
+from chariotd.kernel import deathsig
 from chariotd.jobs.details import TAIL_BYTES, StepResult
 from chariotd.jobs.document import RUN_COMMAND, Step
 from chariotd.jobs.handlers import HandlerRefused, handler_path
-from chariotd.loop import Loop
-from chariotd.spawn import CannotStart, child_environment, refusal, start
+from chariotd.kernel.loop import Loop
+from chariotd.kernel.spawn import CannotStart, child_environment, refusal, start
 
 log = logging.getLogger(__name__)
 

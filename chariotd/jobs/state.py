@@ -34,7 +34,7 @@ import stat
 from dataclasses import dataclass, replace
 from typing import List, Optional, Tuple
 
-from chariotd import fsutil, safe_open
+from chariotd.kernel import fsutil, safe_open
 from chariotd.formats.errors import FormatError
 from chariotd.formats.json import load as load_json
 from chariotd.jobs.details import (FINAL, RESULT_FILE_LIMIT, HandlerResult, Outcome,

@@ -20,8 +20,8 @@ from chariotd.jobs.details import IN_PROGRESS, StepResult
 from chariotd.jobs.runner import (STOP_GRACE, HandlerRun, StepRefused, account, step_argv,
                                   step_environment)
 from chariotd.jobs.state import ExecutionState, Record, handler_identity
-from chariotd.loop import Loop
-from chariotd.spawn import CannotStart
+from chariotd.kernel.loop import Loop
+from chariotd.kernel.spawn import CannotStart
 
 log = logging.getLogger(__name__)
 

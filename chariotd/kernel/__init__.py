@@ -13,6 +13,7 @@ memory     give memory back after a burst of work
 topics     MQTT topic checks (AWS limits, no wildcards)
 backoff    waits between attempts: exponential backoff, full jitter; failure counts (pure)
 extras     the optional parts (fleet provisioning, chariotd-sim) and the pip extra of each
+trust      who may own a file chariotd runs or loads (root or its user, not group/other-writable)
 mqtt/      the MQTT connection pieces of the link and provisioning (session, driver,
            deadlines, states and the connection state machine)
 """

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from chariotd import trust
+from chariotd.kernel import trust
 from chariotd.jobs.handlers import HandlerRefused, directory_problem, handler_path
 
 

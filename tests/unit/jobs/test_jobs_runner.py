@@ -12,8 +12,8 @@ from chariotd.jobs.details import step_outcome
 from chariotd.jobs.document import RUN_COMMAND, RUN_HANDLER, Step
 from chariotd.jobs.runner import (COMMANDS_REFUSED, HandlerRun, StepRefused, account,
                                   step_argv, step_environment)
-from chariotd.loop import Loop
-from chariotd.spawn import CannotStart
+from chariotd.kernel.loop import Loop
+from chariotd.kernel.spawn import CannotStart
 
 
 def run(argv, timeout=10.0, grace=10.0, env=None, user=None, on_tick=None, after=None,

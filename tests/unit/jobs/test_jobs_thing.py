@@ -11,7 +11,7 @@ from chariotd.jobs import wire
 from chariotd.jobs.machine import ThingJobs
 from chariotd.jobs.state import ExecutionState, state_dir_problem
 from chariotd.jobs.thing import ThingWorker
-from chariotd.loop import Loop
+from chariotd.kernel.loop import Loop
 
 T = "dev1"
 P = f"$aws/things/{T}/jobs"
