@@ -87,7 +87,8 @@ def daemons():
     for daemon in started:
         daemon.stop()
     for daemon in started:  # a state machine bug is logged, not raised, by a daemon
-        assert "illegal transition" not in daemon.log(), daemon.log()
+        if daemon.log_path.exists():  # a test may have removed its own directory
+            assert "illegal transition" not in daemon.log(), daemon.log()
 
 
 @pytest.fixture(autouse=True)
@@ -110,3 +111,15 @@ def sim(tmp_path):
     simulator = Simulator(tmp_path / "sim", port=0).start()
     yield simulator
     simulator.stop()
+
+
+@pytest.fixture
+def no_engine(monkeypatch):
+    """As on a device without `chariotd[js]`: importing the JavaScript engine fails.
+    (Here, not in a conftest.py of a subfolder: tests/ is not a package, so a second
+    conftest module would shadow this one for `from conftest import ...`.)"""
+    import sys
+
+    from chariotd.services import jsengine
+    monkeypatch.setitem(sys.modules, jsengine.ENGINE_MODULE, None)
+    monkeypatch.setattr(jsengine, "_engine", None)
