@@ -18,7 +18,7 @@ from typing import Dict, List, Tuple
 
 from chariotd import __version__
 from chariotd.config import (MESSAGE_ORDERS, SHADOW_RE, THING_RE, Config, ConfigError,
-                             DefenderConfig, MessageDir, ThingShadow)
+                             DefenderConfig, JobsConfig, MessageDir, ThingShadow)
 
 
 # Per-directory message options (EXTENSIONS A): option name -> (MessageDir field, parser,
@@ -233,6 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="an empty array in the shadow means DELETE")
 
     _add_defender_flags(parser)
+    _add_jobs_flags(parser)
 
     messages = parser.add_argument_group(
         "message directory options (--default-X=VALUE for all, --X=DIR:VALUE for one)")
@@ -280,6 +281,55 @@ def _defender(args: argparse.Namespace):
     return DefenderConfig(thing=args.defender, interval=args.defender_interval,
                           short_names=args.defender_short_names,
                           custom_dir=args.defender_custom)
+
+
+# -- AWS IoT Jobs (chariotd/jobs/) ----------------------------------------------------------
+JOB_TIMEOUT = 3600.0
+JOB_TIMEOUT_MAX = 7 * 86400  # AWS's longest step timeout (10080 minutes)
+
+
+def _add_jobs_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("AWS IoT Jobs")
+    group.add_argument("--jobs", metavar="THING:DIR", action="append", default=[],
+                       help="run THING's job executions with the handler programs in DIR "
+                            "(owned by root or the daemon's user, not group/world-writable)")
+    group.add_argument("--jobs-allow-commands", action="store_true",
+                       help="allow runCommand steps (a command line chosen by the cloud); "
+                            "off: only the handlers in DIR run")
+    group.add_argument("--job-timeout", metavar="SECONDS", default=None,
+                       help="a handler's time limit, or the cloud's in-progress timer when "
+                            "shorter (default 3600)")
+    group.add_argument("--jobs-state", metavar="DIR",
+                       help="where the running execution is recorded (default "
+                            "DIR/.chariotd-jobs in each handler directory, made 0711)")
+
+
+def _jobs(args: argparse.Namespace):
+    if not args.jobs:
+        if args.jobs_allow_commands or args.job_timeout is not None or args.jobs_state:
+            raise ConfigError("--jobs-allow-commands, --job-timeout and --jobs-state need "
+                              "--jobs=THING:DIR")
+        return None
+    things = []
+    for text in args.jobs:
+        thing, directory = split_pair(text, "jobs", "THING:DIR")
+        if not THING_RE.match(thing):
+            raise ConfigError(f"--jobs: {thing!r} is not a valid thing name")
+        if any(thing == known for known, _ in things):
+            raise ConfigError(f"--jobs: the thing {thing} is given twice")
+        things.append((thing, os.path.abspath(directory)))
+    timeout = JOB_TIMEOUT
+    if args.job_timeout is not None:
+        try:
+            timeout = float(args.job_timeout)
+        except ValueError:
+            timeout = -1.0
+        if not 0 < timeout <= JOB_TIMEOUT_MAX:
+            raise ConfigError(f"--job-timeout={args.job_timeout}: a number of seconds, more "
+                              f"than 0 and at most {JOB_TIMEOUT_MAX} (7 days)")
+    return JobsConfig(things=tuple(things), allow_commands=args.jobs_allow_commands,
+                      timeout=timeout,
+                      state_dir=os.path.abspath(args.jobs_state) if args.jobs_state else None)
 
 
 def split_pair(text: str, flag: str, what: str) -> Tuple[str, str]:
@@ -449,6 +499,7 @@ def parse(argv: List[str]) -> Config:
         last_will_payload=args.last_will_payload,
         empty_array_as_delete_request=args.empty_array_as_delete_request,
         defender=_defender(args),
+        jobs=_jobs(args),
         log_level=args.log_level,
     )
 

@@ -5,12 +5,14 @@ roles and the kernel import these records from here, never the parser."""
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Dict, List, NamedTuple, Optional, Tuple
 
 THING_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 SHADOW_RE = re.compile(r"^[$A-Za-z0-9:_-]{1,64}$")
+JOBS_STATE_NAME = ".chariotd-jobs"  # default state directory, inside the handler directory
 MESSAGE_ORDERS = ("lexical", "reverse-lexical", "newest-first", "oldest-first")
 
 
@@ -52,6 +54,19 @@ class DefenderConfig(NamedTuple):
     custom_dir: Optional[str] = None
 
 
+class JobsConfig(NamedTuple):
+    """--jobs=THING:DIR (one entry per thing) and its options: AWS IoT Jobs run through
+    the handler programs in DIR (chariotd/jobs/)."""
+    things: Tuple[Tuple[str, str], ...]  # (thing, handler directory)
+    allow_commands: bool = False         # --jobs-allow-commands
+    timeout: float = 3600.0              # --job-timeout, seconds
+    state_dir: Optional[str] = None      # --jobs-state; None: DIR/.chariotd-jobs per thing
+
+    def state_of(self, handler_dir: str) -> str:
+        """The state directory of the thing whose handlers are in HANDLER_DIR."""
+        return self.state_dir or os.path.join(handler_dir, JOBS_STATE_NAME)
+
+
 @dataclass(frozen=True)
 class Config:
     clientid: str
@@ -73,6 +88,7 @@ class Config:
     last_will_payload: Optional[str] = None
     empty_array_as_delete_request: bool = False
     defender: Optional[DefenderConfig] = None
+    jobs: Optional[JobsConfig] = None
     log_level: str = "info"
 
     def shadow_targets(self) -> List[ThingShadow]:

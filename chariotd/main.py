@@ -13,7 +13,7 @@ from chariotd import cli
 from chariotd.kernel import log
 from chariotd.certstore import Certstore, CertstoreError
 from chariotd.config import Config, ConfigError
-from chariotd.kernel.runtime import APPLIER, DEFENDER, LINK, Role
+from chariotd.kernel.runtime import APPLIER, DEFENDER, JOBS, LINK, Role
 
 ACTION_SUBDIRS = ("tmp", "new", "failed")
 
@@ -57,6 +57,24 @@ def validate_fleetprov(config: Config) -> None:
         raise ConfigError(f"--fleetprov={config.fleetprov}: {error}") from None
 
 
+def validate_jobs(config: Config) -> None:
+    """Each --jobs handler directory passes the trust rule; each state directory is
+    made (0711) or is usable. A problem is a configuration error (exit 2)."""
+    from chariotd.jobs.handlers import directory_problem
+    from chariotd.jobs.state import state_dir_problem
+    for thing, directory in config.jobs.things:
+        if not os.path.isdir(directory):
+            raise ConfigError(f"--jobs={thing}:{directory}: not a directory")
+        problem = directory_problem(directory)
+        if problem:
+            raise ConfigError(f"--jobs={thing}:{directory}: {problem}")
+        state = config.jobs.state_of(directory)
+        problem = state_dir_problem(state)
+        if problem:
+            flag = "--jobs-state" if config.jobs.state_dir else f"--jobs={thing}:{directory}"
+            raise ConfigError(f"{flag}: {problem}")
+
+
 def validate(config: Config) -> None:
     """Checks that look at the file system; raise ConfigError."""
     from chariotd.kernel.mqtt.session import CaProblem, check_ca
@@ -88,6 +106,8 @@ def validate(config: Config) -> None:
     if config.defender and config.defender.custom_dir and not os.path.isdir(
             config.defender.custom_dir):
         raise ConfigError(f"--defender-custom: {config.defender.custom_dir} is not a directory")
+    if config.jobs:
+        validate_jobs(config)
 
 
 def _provisioner(config: Config) -> Optional[Callable]:
@@ -130,6 +150,10 @@ def build_roles(config: Config) -> List[Role]:
         from chariotd.defender.main import run as run_defender
         roles.append(Role(DEFENDER, f"chariotd: defender {config.defender.thing}",
                           "defender", run_defender, config.defender))
+    if config.jobs:
+        from chariotd.jobs.main import run as run_jobs
+        things = " ".join(thing for thing, _ in config.jobs.things)
+        roles.append(Role(JOBS, f"chariotd: jobs {things}", "jobs", run_jobs, config.jobs))
     return roles
 
 

@@ -13,9 +13,9 @@ from typing import Dict, List
 from chariotd.broker_link.shadow_topics import batches, parse_response_topic, response_filters
 from chariotd.config import Config
 from chariotd.ipc.messages import DefenderReply, Message, ShadowResponse
-from chariotd.kernel.runtime import APPLIER, DEFENDER
+from chariotd.kernel.runtime import APPLIER, DEFENDER, JOBS
 from chariotd.kernel.topics import covers, matches, without_covered
-from chariotd.aws import defender_topics
+from chariotd.aws import defender_topics, jobs_topics
 from chariotd.aws.tunnel_request import notify_topic
 
 log = logging.getLogger(__name__)
@@ -35,8 +35,12 @@ class Router:
         self.defender_thing = config.defender.thing if config.defender else None
         defender_filters = (defender_topics.reply_topics(self.defender_thing)
                             if self.defender_thing else [])
+        # With --jobs, notify-next and the replies of each thing go to the jobs role.
+        jobs_things = [thing for thing, _ in config.jobs.things] if config.jobs else []
+        self.jobs_things = set(jobs_things)
+        jobs_filters = [f for thing in jobs_things for f in jobs_topics.subscriptions(thing)]
         self.filters: List[str] = without_covered(
-            shadow_filters + self.message_filters + defender_filters)
+            shadow_filters + self.message_filters + defender_filters + jobs_filters)
         # The filters the shadow responses come through (one may be a message filter
         # that covers them): the link cannot work when one of them is refused.
         self.shadow_filters = {f for f in self.filters
@@ -90,6 +94,9 @@ class Router:
             routed = True
         if self.defender_thing is not None:
             routed = self._defender_reply(topic, payload) or routed
+        if self.jobs_things and jobs_topics.thing_of(topic) in self.jobs_things:
+            self.mailbox.send(JOBS, Message(topic=topic, payload=payload))
+            routed = True
         if not routed:
             log.debug("ignored a message on %s", topic)
 

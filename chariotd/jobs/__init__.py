@@ -8,4 +8,5 @@
 - state: the crash-safe record of the running execution and its work directory
 - runner: one handler process: start, output tails, progress, timeout, stop
 - thing: one thing's machine carried out in the loop: record, handlers, publishes, timers
+- main: the role process: one ThingWorker per --jobs thing, talking to the link
 """

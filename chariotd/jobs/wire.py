@@ -1,10 +1,9 @@
 """The Jobs MQTT API as the device sees it (pure; IOT_CORE.md §7): topics, request
 payloads, and the replies and events read from the cloud, which may hold anything.
 
-The jobs role subscribes (through the link) to `subscriptions(thing)`: notify-next and
-the replies of the three requests it makes (start-next, update, describe), since on a
-plain broker a reply reaches only subscribers. Replies are matched by clientToken alone,
-as AWS's SDK does; `parse` checks the thing in the topic and every field it uses.
+The topic names are chariotd/aws/jobs_topics.py's (the link subscribes to
+`subscriptions(thing)` there and hands what arrives to the jobs role). Replies are
+matched by clientToken alone, as AWS's SDK does; `parse` checks the thing in the topic and every field it uses.
 """
 
 from __future__ import annotations
@@ -15,6 +14,8 @@ import re
 from dataclasses import dataclass
 from typing import Dict, Optional, Union
 
+from chariotd.aws.jobs_topics import (DESCRIBE, NOTIFY_NEXT, START_NEXT, UPDATE,  # noqa: F401
+                                      prefix, subscriptions)
 from chariotd.formats.errors import FormatError
 from chariotd.formats.json import load as load_json
 
@@ -24,10 +25,6 @@ MAX_STEP_MINUTES = 10080
 TERMINAL = ("SUCCEEDED", "FAILED", "REJECTED", "TIMED_OUT", "REMOVED", "CANCELED")
 STATUSES = ("QUEUED", "IN_PROGRESS") + TERMINAL
 
-START_NEXT = "start-next"
-UPDATE = "update"
-DESCRIBE = "get"
-
 # Rejection codes (§7.6)
 VERSION_MISMATCH = "VersionMismatch"
 GONE = ("InvalidStateTransition", "TerminalStateReached", "ResourceNotFound")
@@ -36,17 +33,6 @@ RETRYABLE = ("RequestThrottled", "InternalError")
 
 class BadMessage(ValueError):
     """A message on a jobs topic that cannot be used; str() says why."""
-
-
-def prefix(thing: str) -> str:
-    return f"$aws/things/{thing}/jobs"
-
-
-def subscriptions(thing: str):
-    p = prefix(thing)
-    return (f"{p}/notify-next", f"{p}/{START_NEXT}/accepted", f"{p}/{START_NEXT}/rejected",
-            f"{p}/+/{UPDATE}/accepted", f"{p}/+/{UPDATE}/rejected",
-            f"{p}/+/{DESCRIBE}/accepted", f"{p}/+/{DESCRIBE}/rejected")
 
 
 def step_minutes(seconds: float) -> int:
@@ -163,7 +149,7 @@ def parse(thing: str, topic: str, payload: bytes) -> Optional[Event]:
     if not isinstance(body, dict):
         raise BadMessage(f"{topic}: not a JSON object")
     try:
-        if parts == ["notify-next"]:
+        if parts == [NOTIFY_NEXT]:
             found = body.get("execution")
             return NotifyNext(None if found is None else execution(found))
         if len(parts) == 2 and parts[0] == START_NEXT:

@@ -23,6 +23,7 @@ from chariotd.config import Config
 LINK = "link"
 APPLIER = "applier"
 DEFENDER = "defender"  # with --defender: chariotd/defender/main.py
+JOBS = "jobs"  # with --jobs: chariotd/jobs/main.py
 
 
 class Role(NamedTuple):

@@ -37,6 +37,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from .. import formats
 from ..formats.json import load as load_json
+from ..kernel import trust
 from . import jsengine
 from .jsmodule import JSModuleError, function_keys, read_exported_object
 
@@ -211,20 +212,14 @@ _KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISLNK, "a symbolic link"),
           (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
 
 
-def trusted_owners() -> Tuple[int, ...]:
-    """The owners a definition file and its directory may have: root, the daemon's user."""
-    return tuple(sorted({0, os.geteuid()}))
+trusted_owners = trust.trusted_owners  # root and the daemon's user
+BECAUSE = "a definition names a command run as root"
 
 
 def _untrusted(st: os.stat_result, what: str) -> Optional[str]:
-    """Why a file (or directory) with status ST is not trusted, or None when it is."""
-    owners = trusted_owners()
-    if st.st_uid in owners and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        return None
-    owner_names = " or ".join("root" if uid == 0 else f"uid {uid}" for uid in owners)
-    return (f"not trusted: {what} is owned by uid {st.st_uid} with mode "
-            f"{stat.S_IMODE(st.st_mode):04o}; it must be owned by {owner_names} and "
-            "not writable by group or others (a definition names a command run as root)")
+    """Why a file (or directory) with status ST is not trusted, or None when it is:
+    the rule and wording of kernel/trust.py, shared with the job handlers."""
+    return trust.untrusted(st, what, BECAUSE)
 
 
 def _not_regular(mode: int) -> str:
