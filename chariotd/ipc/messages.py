@@ -196,7 +196,8 @@ class ShadowResponse(NamedTuple):
 @_kind("message")
 class Message(NamedTuple):
     """link -> applier: a message on TOPIC that matches a --subscribe-write or
-    --subscribe-exec filter, or a mapped thing's tunnel notify topic."""
+    --subscribe-exec filter, or a mapped thing's tunnel notify topic; link -> jobs: a
+    message on a --jobs thing's $aws/things/THING/jobs/... topic."""
     topic: str
     payload: bytes
 
