@@ -136,3 +136,22 @@ def stringify(value: object) -> str:
     except UnicodeEncodeError:
         raise FormatError("JSON: the value holds a lone surrogate, not writable as UTF-8") from None
     return text
+
+
+def kind_of(value: object) -> str:
+    """What VALUE is, in JSON's words, for a reason a log line gives ("a string")."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, (list, tuple)):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    if callable(value):
+        return "a function"
+    return f"a {type(value).__name__}"

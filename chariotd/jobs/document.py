@@ -28,6 +28,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, List, Mapping, Optional, Tuple
 
+from chariotd.formats.json import kind_of as json_kind
+
 RUN_HANDLER = "runHandler"
 RUN_COMMAND = "runCommand"
 SCHEMA_VERSIONS = ("1.0",)
@@ -74,7 +76,7 @@ def handler_name_problem(name: object) -> Optional[str]:
     """Why NAME cannot name a handler in the handler directory, or None: a plain file
     name, not starting with a dot, at most MAX_NAME_BYTES bytes of UTF-8, no NUL."""
     if not isinstance(name, str):
-        return f"handler must be a string, not {_kind(name)}"
+        return f"handler must be a string, not {json_kind(name)}"
     if not name:
         return "handler name is empty"
     if "/" in name or "\0" in name:
@@ -93,7 +95,7 @@ def handler_name_problem(name: object) -> Optional[str]:
 def parse(document: object) -> JobDocument:
     """The job document DOCUMENT (the parsed JSON the cloud sent), or Rejected."""
     if not isinstance(document, dict):
-        raise Rejected(f"the job document is {_kind(document)}, not an object")
+        raise Rejected(f"the job document is {json_kind(document)}, not an object")
     try:
         size = len(json.dumps(document, ensure_ascii=False))
     except (TypeError, ValueError):
@@ -223,12 +225,12 @@ def _args(value: object, where: str) -> Tuple[str, ...]:
     if value is None:
         return ()
     if not isinstance(value, list):
-        raise Rejected(f"{where} must be an array of strings, not {_kind(value)}")
+        raise Rejected(f"{where} must be an array of strings, not {json_kind(value)}")
     if len(value) > MAX_ARGS:
         raise Rejected(f"{where} has {len(value)} items; at most {MAX_ARGS}")
     for index, arg in enumerate(value):
         if not isinstance(arg, str):
-            raise Rejected(f"{where}[{index}] must be a string, not {_kind(arg)}")
+            raise Rejected(f"{where}[{index}] must be a string, not {json_kind(arg)}")
         if "\0" in arg:
             raise Rejected(f"{where}[{index}] holds a NUL character")
         if len(arg) > MAX_ARG_CHARS:
@@ -281,23 +283,8 @@ def _note_unknown(fields: Mapping[str, Any], known, where: str, ignored: List[st
     ignored.extend(f"{prefix}{_shown(key, 40)}" for key in fields if key not in known)
 
 
-def _kind(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "an object"
-    return f"a {type(value).__name__}"
-
 
 def _shown(value: object, limit: int = 60) -> str:
     """VALUE for a reason: JSON-ish, escaped, cut at LIMIT characters."""
-    text = ascii(value) if isinstance(value, str) else _kind(value)
+    text = ascii(value) if isinstance(value, str) else json_kind(value)
     return text if len(text) <= limit else text[:limit] + "..."

@@ -35,6 +35,8 @@ import types
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
+from chariotd.formats.json import kind_of as json_kind
+
 from .. import formats
 from ..formats.json import load as load_json
 from ..kernel import trust
@@ -83,7 +85,7 @@ class ServiceDefinition:
 def _string(fields: Mapping[str, Any], name: str) -> str:
     value = fields[name]
     if not isinstance(value, str):
-        raise DefinitionError(f"{name} must be a string, not {_type_name(value)}")
+        raise DefinitionError(f"{name} must be a string, not {json_kind(value)}")
     if "\0" in value:
         raise DefinitionError(f"{name} must not contain a NUL character")
     return value
@@ -92,7 +94,7 @@ def _string(fields: Mapping[str, Any], name: str) -> str:
 def _boolean(fields: Mapping[str, Any], name: str) -> bool:
     value = fields.get(name, False)
     if not isinstance(value, bool):
-        raise DefinitionError(f"{name} must be true or false, not {_type_name(value)}")
+        raise DefinitionError(f"{name} must be true or false, not {json_kind(value)}")
     return value
 
 
@@ -101,7 +103,7 @@ def _key_list(fields: Mapping[str, Any], name: str) -> Optional[Tuple[str, ...]]
         return None
     value = fields[name]
     if not isinstance(value, (list, tuple)) or not all(isinstance(k, str) for k in value):
-        raise DefinitionError(f"{name} must be an array of strings, not {_type_name(value)}")
+        raise DefinitionError(f"{name} must be an array of strings, not {json_kind(value)}")
     return tuple(value)
 
 
@@ -113,23 +115,6 @@ def _format(fields: Mapping[str, Any], name: str) -> str:
         raise DefinitionError(f"{name}: {e}") from None
     return value
 
-
-def _type_name(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, (list, tuple)):
-        return "an array"
-    if isinstance(value, dict):
-        return "an object"
-    if callable(value):
-        return "a function"
-    return f"a {type(value).__name__}"
 
 
 def definition_from_fields(fields: Mapping[str, Any], source: str,
@@ -172,7 +157,7 @@ def definition_from_fields(fields: Mapping[str, Any], source: str,
     validate = fields.get("validate")
     if "validate" in fields:
         if not callable(validate):
-            raise DefinitionError(f"validate must be a function, not {_type_name(validate)}")
+            raise DefinitionError(f"validate must be a function, not {json_kind(validate)}")
         try:
             inspect.signature(validate).bind(None)
         except TypeError:
@@ -319,7 +304,7 @@ def _fields_from_json(text: str) -> Dict[str, Any]:
     except formats.FormatError as e:
         raise DefinitionError(f"not valid JSON: {e}") from None
     if not isinstance(fields, dict):
-        raise DefinitionError(f"must hold a JSON object, not {_type_name(fields)}")
+        raise DefinitionError(f"must hold a JSON object, not {json_kind(fields)}")
     return fields
 
 
