@@ -81,7 +81,7 @@ def test_env_mode_takes_https_proxy_and_honours_no_proxy(daemons, base_args, sub
     mqtt_dir = tmp_path / "mqtt"
     args = [*base_args, f"--messages={mqtt_dir}", "--http-proxy=env"]
     env = {"https_proxy": proxy.url, "no_proxy": "", "NO_PROXY": ""}
-    daemon = daemons(args, tmp_path / "a", env=env)
+    daemon = daemons(args, tmp_path, env=env)
     daemon.wait_connected()
     publish(mqtt_dir, "via", "t/env")
     subscriber.wait_for(1)
@@ -89,7 +89,7 @@ def test_env_mode_takes_https_proxy_and_honours_no_proxy(daemons, base_args, sub
     daemon.stop()
 
     host = broker.endpoint.rsplit(":", 1)[0]
-    direct = daemons(args, tmp_path / "b", env={**env, "no_proxy": f"example.com,{host}"})
+    direct = daemons(args, tmp_path, env={**env, "no_proxy": f"example.com,{host}"})
     direct.wait_connected()
     assert proxy.connects == [broker.endpoint]  # no second CONNECT
 
