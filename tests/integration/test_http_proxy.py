@@ -7,7 +7,7 @@ import json
 import pytest
 
 from http_proxy import HttpProxy
-from support import wait_until, write_message
+from support import cmdline, wait_until, write_message
 
 PASSWORD = "s3cret-pw"
 
@@ -36,14 +36,17 @@ def test_messages_go_through_the_proxy_with_basic_auth(daemons, base_args, subsc
     assert proxy.connects == [broker.endpoint]
     assert proxy.authorizations[0].startswith("Basic ")
     assert PASSWORD not in daemon.log()
+    for pid in [daemon.pid, *daemon.children()]:  # ps shows the process titles
+        assert PASSWORD not in cmdline(pid)
 
 
 def test_proxy_auth_failure_is_logged_and_not_charged(daemons, base_args, certstore,
                                                       proxy, tmp_path):
     daemon = daemons([*base_args, f"--http-proxy={proxy.url_with('dev', 'wrong')}"],
                      tmp_path, env={"CHARIOTD_BACKOFF_BASE": "0.05"})
-    line = (rf"proxy 127\.0\.0\.1:{proxy.port} refused CONNECT: "
-            r"407 Proxy Authentication Required")
+    line = (rf"link: warning: cannot connect to 127\.0\.0\.1:\d+: proxy 127\.0\.0\.1:"
+            rf"{proxy.port} refused CONNECT: 407 Proxy Authentication Required; "
+            r"retrying in [\d.]+ s \(not counted against the certificate\)")
     daemon.wait_log(line)
     # Far more failures than the 6 that rotate `preferred` when charged.
     wait_until(lambda: len(proxy.connects) >= 8, 20, message="8 CONNECTs")
