@@ -109,3 +109,15 @@ def test_bad_proxy_url_exits_2_without_the_password(daemons, base_args, tmp_path
     log = daemon.log()
     assert said in log and "hunter2" not in log
     assert len(log.strip().splitlines()) == 1, log
+
+
+def test_fleet_provisioning_goes_through_the_proxy(sim, daemons, proxy, tmp_path):
+    from test_fleetprov import args, assert_provisioned, empty_certstore, write_config
+    store = empty_certstore(tmp_path, sim)
+    config = write_config(tmp_path, sim)
+    daemon = daemons(args(sim, store, config, f"--http-proxy={proxy.url_with('dev', PASSWORD)}"),
+                     tmp_path)
+    assert daemon.wait_exit(20) == 0, daemon.log()
+    assert_provisioned(store)
+    assert proxy.connects == [sim.endpoint]  # the claim connection, through the proxy
+    assert PASSWORD not in daemon.log()
