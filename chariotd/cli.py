@@ -18,7 +18,8 @@ from typing import Dict, List, Tuple
 
 from chariotd import __version__
 from chariotd.config import (MESSAGE_ORDERS, SHADOW_RE, THING_RE, Config, ConfigError,
-                             DefenderConfig, JobsConfig, MessageDir, ThingShadow)
+                             DefenderConfig, HttpProxy, JobsConfig, MessageDir,
+                             ThingShadow)
 
 
 # Per-directory message options (EXTENSIONS A): option name -> (MessageDir field, parser,
@@ -206,6 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="MQTT keep-alive; 0 means 1200 as on AWS (default 1200)")
     core.add_argument("--last-will-topic", metavar="TOPIC", help="topic of the QoS 1 last will")
     core.add_argument("--last-will-payload", metavar="TEXT", help="payload of the last will")
+    core.add_argument("--http-proxy", metavar="URL",
+                      help="reach the endpoint through this HTTP proxy: "
+                           "http://[USER:PASS@]HOST:PORT, or env (https_proxy, no_proxy)")
     core.add_argument("--log-level", choices=("error", "warning", "info", "debug"),
                       default="info", help="least important log lines shown (default info)")
 
@@ -458,6 +462,48 @@ def _refuse_unsupported(args: argparse.Namespace) -> None:
             raise ConfigError(f"--{flag} is not supported yet")
 
 
+# -- --http-proxy (kernel/mqtt/proxy.py) ------------------------------------------------
+def parse_proxy_url(text: str, flag: str = "--http-proxy") -> HttpProxy:
+    """http://[USER:PASS@]HOST:PORT as an HttpProxy, or ConfigError. The error
+    line never shows the URL (it may hold the password)."""
+    from urllib.parse import unquote, urlsplit
+    try:
+        url = urlsplit(text.strip())
+        port = url.port
+    except ValueError:
+        raise ConfigError(f"{flag}: not a URL (want http://[USER:PASS@]HOST:PORT)") from None
+    if url.scheme.lower() != "http":
+        raise ConfigError(f"{flag}: the scheme must be http (got "
+                          f"{url.scheme or 'none'!r}): http://[USER:PASS@]HOST:PORT")
+    if not url.hostname:
+        raise ConfigError(f"{flag}: no proxy host (want http://[USER:PASS@]HOST:PORT)")
+    if port is None or port == 0:
+        raise ConfigError(f"{flag}: no proxy port (want http://[USER:PASS@]HOST:PORT)")
+    if url.path not in ("", "/") or url.query or url.fragment:
+        raise ConfigError(f"{flag}: a proxy URL has no path: http://[USER:PASS@]HOST:PORT")
+    username = unquote(url.username) if url.username is not None else None
+    password = unquote(url.password) if url.password is not None else None
+    for part in (url.hostname, username or "", password or ""):
+        if any(c in part for c in "\r\n\0"):
+            raise ConfigError(f"{flag}: control characters in the proxy URL")
+    return HttpProxy(url.hostname, port, username, password)
+
+
+def http_proxy(value, environ=os.environ):
+    """--http-proxy's HttpProxy: the URL given, or with "env" https_proxy (or
+    HTTPS_PROXY) of ENVIRON and its no_proxy (or NO_PROXY); None without a proxy."""
+    if value is None:
+        return None
+    if value != "env":
+        return parse_proxy_url(value)
+    url = environ.get("https_proxy") or environ.get("HTTPS_PROXY")
+    if not url:
+        return None
+    no_proxy = environ.get("no_proxy") or environ.get("NO_PROXY") or ""
+    proxy = parse_proxy_url(url, "--http-proxy=env: https_proxy")
+    return proxy._replace(no_proxy=tuple(e.strip() for e in no_proxy.split(",") if e.strip()))
+
+
 def parse(argv: List[str]) -> Config:
     """Parse ARGV (without the program name) into a Config, or raise ConfigError."""
     args = build_parser().parse_args(argv)
@@ -501,6 +547,7 @@ def parse(argv: List[str]) -> Config:
         defender=_defender(args),
         jobs=_jobs(args),
         log_level=args.log_level,
+        http_proxy=http_proxy(args.http_proxy),
     )
 
 

@@ -67,6 +67,24 @@ class JobsConfig(NamedTuple):
         return self.state_dir or os.path.join(handler_dir, JOBS_STATE_NAME)
 
 
+class HttpProxy(NamedTuple):
+    """--http-proxy: the HTTP proxy the MQTT connections are tunnelled through
+    (kernel/mqtt/proxy.py). The password is a secret: `repr` and `str` never show it."""
+    host: str
+    port: int
+    username: Optional[str] = None
+    password: Optional[str] = None
+    no_proxy: Tuple[str, ...] = ()  # hosts reached directly (--http-proxy=env only)
+
+    def __str__(self) -> str:
+        """host:port, as log lines name the proxy."""
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+    def __repr__(self) -> str:
+        user = f"{self.username}:***@" if self.username is not None else ""
+        return f"HttpProxy(http://{user}{self}, no_proxy={self.no_proxy!r})"
+
+
 @dataclass(frozen=True)
 class Config:
     clientid: str
@@ -90,6 +108,7 @@ class Config:
     defender: Optional[DefenderConfig] = None
     jobs: Optional[JobsConfig] = None
     log_level: str = "info"
+    http_proxy: Optional[HttpProxy] = None
 
     def shadow_targets(self) -> List[ThingShadow]:
         """Every shadow chariotd keeps in step, in the order first named."""

@@ -165,7 +165,7 @@ class Link:
         self.connection.connecting()
         try:
             client = new_client(self.config.clientid, self.config.cacert, self.certificate,
-                                self.port, self.last_will)
+                                self.port, self.last_will, self.config.http_proxy)
         except CaProblem as error:  # not the certificate's fault: never rotates it
             self._failed(str(error), charge=False)
             return

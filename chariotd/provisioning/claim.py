@@ -202,7 +202,8 @@ class Provisioning:
         self.create_payload = fleetprov.create_payload(csr_pem)
         self.connection.connecting()
         try:
-            client = new_client(self.client_id, self.config.cacert, claim, port)
+            client = new_client(self.client_id, self.config.cacert, claim, port,
+                                proxy=self.config.http_proxy)
         except CaProblem as error:  # never the claim certificate's fault
             self._attempt_failed(str(error), charge=False)
             return

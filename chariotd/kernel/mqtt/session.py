@@ -20,7 +20,9 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from chariotd.kernel.mqtt.driver import quiet_writes
+from chariotd.kernel.mqtt.proxy import ProxyRefused, bypassed, open_tunnel
 from chariotd.certstore import Certificate
+from chariotd.config import HttpProxy
 
 ALPN_PORT = 443
 ALPN_PROTOCOL = "x-amzn-mqtt-ca"
@@ -86,10 +88,11 @@ def check_ca(path: str) -> None:
 def blames_certificate(error: BaseException) -> bool:
     """False for a connection failure the device certificate cannot have caused: our
     CA file is unusable, or the server's certificate does not verify against it
-    (wrong CA, hostname mismatch). Those never rotate `preferred`. Anything else
+    (wrong CA, hostname mismatch), or the HTTP proxy did not open the tunnel
+    (`ProxyRefused`). Those never rotate `preferred`. Anything else
     (an alert from the server, a refused CONNECT, a network error) may be the
     certificate's doing, and counts as the contract says."""
-    return not isinstance(error, (CaProblem, ssl.SSLCertVerificationError))
+    return not isinstance(error, (CaProblem, ssl.SSLCertVerificationError, ProxyRefused))
 
 
 def tls_context(cacert: str, certificate: Certificate, port: int) -> ssl.SSLContext:
@@ -114,13 +117,25 @@ class BoundedClient(mqtt.Client):
     where its length is known; a packet too long is refused there, and paho sees a
     lost connection (closes the socket, calls on_disconnect). `refused` then says
     what was refused, for the log line. A paho whose `_in_packet` looks different
-    leaves the check out rather than failing (the unit tests pin the layout)."""
+    leaves the check out rather than failing (the unit tests pin the layout).
+
+    With `proxy` set (--http-proxy), the TCP connection paho wraps in TLS is an HTTP
+    CONNECT tunnel (proxy.py): paho 2.x opens it in `_create_socket_connection`, the
+    one place overridden, so TLS, ALPN and the deadlines stay paho's and ours."""
 
     max_packet = MAX_INBOUND_PACKET
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.refused = None  # (packet type, remaining length) of a refused packet
+        self.proxy: HttpProxy | None = None
+
+    def _create_socket_connection(self):
+        if self.proxy is None or bypassed(self._host, self.proxy.no_proxy):
+            return super()._create_socket_connection()
+        source = (self._bind_address, self._bind_port)
+        return open_tunnel(self.proxy, self._host, self._port, self._connect_timeout,
+                           source if source[0] else None)
 
     def _sock_recv(self, bufsize: int) -> bytes:
         packet = getattr(self, "_in_packet", None)
@@ -133,11 +148,12 @@ class BoundedClient(mqtt.Client):
 
 
 def new_client(client_id: str, cacert: str, certificate: Certificate, port: int,
-               last_will=None) -> mqtt.Client:
-    """A client ready to connect; CaProblem, OSError or ssl.SSLError when the CA file
-    or the certificate cannot be loaded."""
+               last_will=None, proxy: HttpProxy | None = None) -> mqtt.Client:
+    """A client ready to connect (through PROXY when given); CaProblem, OSError or
+    ssl.SSLError when the CA file or the certificate cannot be loaded."""
     client = BoundedClient(CallbackAPIVersion.VERSION2, client_id=client_id,
                            protocol=mqtt.MQTTv311, clean_session=True)
+    client.proxy = proxy
     client.tls_set_context(tls_context(cacert, certificate, port))
     client.connect_timeout = CONNECT_TIMEOUT
     client.max_inflight_messages_set(MAX_INFLIGHT)
