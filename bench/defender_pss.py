@@ -13,7 +13,6 @@ the defender process has built and sent a report. PSS is summed over the tree fr
 from __future__ import annotations
 
 import argparse
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -21,7 +20,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from drain import tree_pss_kb  # noqa: E402
+from drain import print_pss_cost, tree_pss_kb  # noqa: E402
 
 from chariotd.sim import Simulator  # noqa: E402
 from chariotd.sim.defender import DefenderOptions  # noqa: E402
@@ -73,12 +72,8 @@ def main() -> None:
                     result = measure(sim, work, defender, run)
                     totals[defender].append(result["total_kb"])
                     if defender and run == 0:
-                        for name, kb in sorted(result["processes"].items()):
-                            print(f"  {kb:6d} kB  {name}")
-    plain, with_defender = (statistics.median(totals[k]) for k in (False, True))
-    print(f"tree PSS without --defender: {plain:.0f} kB (median of {totals[False]})")
-    print(f"tree PSS with --defender:    {with_defender:.0f} kB (median of {totals[True]})")
-    print(f"cost of --defender: {with_defender - plain:+.0f} kB")
+                        processes = result["processes"]
+    print_pss_cost("--defender", totals, processes)
 
 
 if __name__ == "__main__":

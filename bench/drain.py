@@ -141,6 +141,29 @@ def tree_cpu(root: int) -> Dict[str, int]:
 
 
 # -- processes ----------------------------------------------------------------------------
+
+def stop_all() -> None:
+    """Stop everything a bench started, newest first, whatever fails on the way."""
+    for thing in reversed(list(_live)):
+        try:
+            thing.stop()
+        except Exception as error:  # keep stopping the rest
+            print(f"warning: stopping {thing}: {error}", file=sys.stderr)
+
+
+def print_pss_cost(flag: str, totals: Dict[bool, List[int]],
+                   processes: Dict[str, int]) -> None:
+    """The tree's PSS without and with FLAG (medians of TOTALS[False], TOTALS[True], in
+    kB) and what each process of one run with FLAG held."""
+    import statistics
+    for name, kb in sorted(processes.items()):
+        print(f"  {kb:6d} kB  {name}")
+    plain, with_flag = (statistics.median(totals[k]) for k in (False, True))
+    print(f"tree PSS without {flag}: {plain:.0f} kB (median of {totals[False]})")
+    print(f"tree PSS with {flag}:    {with_flag:.0f} kB (median of {totals[True]})")
+    print(f"cost of {flag}: {with_flag - plain:+.0f} kB")
+
+
 def compile_chariotd() -> None:
     """Write chariotd's bytecode (.pyc) as `pip install` does for an installed package.
     An editable install run with PYTHONDONTWRITEBYTECODE=1 (as in this project's
@@ -802,11 +825,7 @@ def main() -> None:
         bench.setup()
         bench.run()
     finally:
-        for thing in reversed(list(_live)):
-            try:
-                thing.stop()
-            except Exception as error:  # keep stopping the rest
-                print(f"warning: stopping {thing}: {error}", file=sys.stderr)
+        stop_all()
         bench.close()
 
     rows = summarize(bench.raw, args.count, args.idle)

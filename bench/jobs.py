@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -27,7 +26,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from drain import tree_pss_kb  # noqa: E402
+from drain import print_pss_cost, tree_pss_kb  # noqa: E402
 
 from chariotd.sim import Simulator  # noqa: E402
 
@@ -120,12 +119,8 @@ def main() -> None:
                         stop_tree(proc)
                     totals[jobs].append(result["total_kb"])
                     if jobs and run == 0:
-                        for name, kb in sorted(result["processes"].items()):
-                            print(f"  {kb:6d} kB  {name}")
-    plain, with_jobs = (statistics.median(totals[k]) for k in (False, True))
-    print(f"tree PSS without --jobs: {plain:.0f} kB (median of {totals[False]})")
-    print(f"tree PSS with --jobs:    {with_jobs:.0f} kB (median of {totals[True]})")
-    print(f"--jobs costs {with_jobs - plain:+.0f} kB")
+                        processes = result["processes"]
+    print_pss_cost("--jobs", totals, processes)
 
 
 if __name__ == "__main__":

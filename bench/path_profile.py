@@ -267,11 +267,7 @@ def main() -> None:
         stop(running)
         print(f"\nload average at end: {os.getloadavg()}")
     finally:
-        for thing in reversed(list(drain._live)):
-            try:
-                thing.stop()
-            except Exception as error:
-                print(f"warning: stopping {thing}: {error}", file=sys.stderr)
+        drain.stop_all()
         bench.close()
 
 

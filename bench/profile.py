@@ -199,11 +199,7 @@ def main() -> None:
             if spy.poll() is None:
                 spy.kill()
                 spy.wait()
-        for thing in reversed(list(drain._live)):
-            try:
-                thing.stop()
-            except Exception as error:
-                print(f"warning: stopping {thing}: {error}", file=sys.stderr)
+        drain.stop_all()
         bench.close()
 
 

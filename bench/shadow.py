@@ -519,11 +519,7 @@ def main() -> None:
             for services in scenarios:
                 bench.run_one(services)
     finally:
-        for thing in reversed(list(drain._live)):
-            try:
-                thing.stop()
-            except Exception as error:  # keep stopping the rest
-                print(f"warning: stopping {thing}: {error}", file=sys.stderr)
+        drain.stop_all()
         bench.close()
 
     rows = table(bench.raw)
